@@ -1,0 +1,64 @@
+"""Test helpers that make audio: Mandarin speech synthesized with espeak-ng (resampled by sox), noise, wav I/O."""
+
+import shutil
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HAVE_ESPEAK = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
+# Mark tests that synthesize speech; they are skipped when espeak-ng or sox is missing.
+requires_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="needs espeak-ng and sox (apt-get install espeak-ng sox)")
+
+
+def skip_without_espeak() -> None:
+    """Skips the calling test or fixture when espeak-ng or sox is missing."""
+    if not HAVE_ESPEAK:
+        pytest.skip("needs espeak-ng and sox (apt-get install espeak-ng sox)")
+
+
+def read_wav(path: str | Path) -> np.ndarray:
+    """Reads a 16-bit mono wav as float32 in [-1, 1]."""
+    with wave.open(str(path), "rb") as f:
+        if f.getsampwidth() != 2 or f.getnchannels() != 1:
+            raise ValueError(f"{path}: expected 16-bit mono PCM")
+        samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    return samples.astype(np.float32) / 32768.0
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sr: int = 16000) -> None:
+    """Writes float audio in [-1, 1] as 16-bit mono PCM (clipped, rounded to the nearest integer)."""
+    samples = np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sr)
+        f.writeframes(samples.tobytes())
+
+
+def noise(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """Gaussian noise with standard deviation 0.1, float32, exactly representable as int16 / 32768."""
+    rng = np.random.default_rng(seed)
+    audio = np.clip(rng.normal(0.0, 0.1, int(seconds * sr)), -1.0, 32767 / 32768)
+    return (np.round(audio * 32768.0) / 32768.0).astype(np.float32)
+
+
+def synthesize_mandarin(text: str, path: str | Path, speed: int = 160, pitch: int = 50) -> np.ndarray:
+    """Speaks Hanzi `text` with espeak-ng, writes it to `path` as 16 kHz mono 16-bit wav and returns float32 audio."""
+    skip_without_espeak()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "espeak.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", "cmn-latn-pinyin", "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["sox", "-D", "-G", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)],
+            check=True,
+            capture_output=True,
+        )
+    return read_wav(path)
