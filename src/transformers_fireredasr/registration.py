@@ -1,0 +1,39 @@
+"""Registers the FireRedASR classes with the Auto classes and the ASR pipeline, in one place.
+
+Called once when `transformers_fireredasr` is imported.
+"""
+
+from __future__ import annotations
+
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForSpeechSeq2Seq,
+    AutoProcessor,
+    AutoTokenizer,
+)
+from transformers.models.auto import modeling_auto
+
+from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig
+from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .modeling_conformer import FireRedConformerEncoder
+from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
+from .processing_fireredasr import FireRedAsrProcessor
+from .tokenization_fireredasr import FireRedAsrTokenizer
+
+
+def register() -> None:
+    """Makes `Auto*.from_pretrained(dir)` and `pipeline("automatic-speech-recognition", model=dir)` work."""
+    AutoConfig.register(FireRedConformerConfig.model_type, FireRedConformerConfig, exist_ok=True)
+    AutoConfig.register(FireRedAedConfig.model_type, FireRedAedConfig, exist_ok=True)
+    AutoModel.register(FireRedConformerConfig, FireRedConformerEncoder, exist_ok=True)
+    AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
+    AutoModelForSpeechSeq2Seq.register(FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True)
+    AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
+    AutoTokenizer.register(FireRedAedConfig, slow_tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
+    AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
+    # The ASR pipeline decides "seq2seq vs CTC" by class name in this plain dict, not by the registered mapping.
+    modeling_auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES[FireRedAedConfig.model_type] = (
+        FireRedAedForConditionalGeneration.__name__
+    )
