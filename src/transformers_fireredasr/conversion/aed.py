@@ -1,0 +1,146 @@
+"""Converts an original FireRedASR-AED directory into a folder that `from_pretrained` loads.
+
+Input: `model.pth.tar`, `cmvn.ark`, `dict.txt`, `train_bpe1000.model`. Output: `config.json`,
+`model.safetensors`, `generation_config.json` (the published decoding settings), feature extractor, tokenizer
+and processor files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig
+
+from ..configuration_fireredasr import FireRedAedConfig
+from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
+from ..processing_fireredasr import FireRedAsrProcessor
+from ..tokenization_fireredasr import FireRedAsrTokenizer
+from .checkpoint import load_original_package, require_args
+from .key_mapping import AED_PREFIXES, convert_state_dict
+
+logger = logging.getLogger(__name__)
+
+AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
+AED_ARGS = ["idim", "odim", "d_model", "n_head", "n_layers_enc", "n_layers_dec", "kernel_size", "sos_id", "eos_id",
+            "pad_id"]  # fmt: skip
+
+# Decoding settings published with FireRedASR-AED (beam 3, smoothing 1.25, GNMT length penalty 0.6, eos penalty 1).
+# `max_new_tokens` is only a ceiling: each transcript is also limited to its encoder frame count, the original's
+# rule; a value here also keeps the ASR pipeline from imposing its own 256-token default.
+AED_DECODING = {
+    "num_beams": 3,
+    "softmax_smoothing": 1.25,
+    "gnmt_length_penalty": 0.6,
+    "eos_penalty": 1.0,
+    "original_beam_search": True,
+    "max_new_tokens": 4096,
+}
+
+
+def check_input_dir(input_dir: Path, names: tuple[str, ...]) -> None:
+    """Raises FileNotFoundError listing every expected file missing from `input_dir`."""
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input directory not found: {input_dir}")
+    missing = [name for name in names if not (input_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{input_dir} lacks {', '.join(missing)} (expected {', '.join(names)})")
+
+
+def aed_config_from_args(args: argparse.Namespace) -> FireRedAedConfig:
+    """Maps the original argparse hyper-parameters to a [`FireRedAedConfig`]."""
+    residual_dropout = getattr(args, "residual_dropout", 0.1)
+    return FireRedAedConfig(
+        encoder_config={
+            "num_mel_bins": args.idim,
+            "hidden_size": args.d_model,
+            "num_hidden_layers": args.n_layers_enc,
+            "num_attention_heads": args.n_head,
+            "intermediate_size": args.d_model * 4,  # the original hard-codes 4 x d_model (its d_inner is unused)
+            "conv_kernel_size": args.kernel_size,
+            "hidden_dropout": residual_dropout,
+            "activation_dropout": getattr(args, "dropout_rate", 0.1),
+        },
+        vocab_size=args.odim,
+        d_model=args.d_model,
+        decoder_layers=args.n_layers_dec,
+        decoder_attention_heads=args.n_head,
+        decoder_ffn_dim=args.d_model * 4,
+        dropout=residual_dropout,
+        pad_token_id=args.pad_id,
+        bos_token_id=args.sos_id,
+        eos_token_id=args.eos_id,
+        decoder_start_token_id=args.sos_id,
+        blank_token_id=getattr(args, "blank_id", 0),
+    )
+
+
+def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
+    """The published decoding settings as a generation config."""
+    return GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        **AED_DECODING,
+    )
+
+
+def convert_aed(
+    input_dir: str | Path, output_dir: str | Path, dtype: torch.dtype = torch.float32, push_to_hub: str | None = None
+) -> Path:
+    """Converts the original AED directory `input_dir` into `output_dir`; returns `output_dir`."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    check_input_dir(input_dir, AED_FILES)
+    args, state_dict = load_original_package(input_dir / "model.pth.tar")
+    require_args(args, AED_ARGS, input_dir / "model.pth.tar")
+    config = aed_config_from_args(args)
+
+    with torch.device("meta"):
+        model = FireRedAedForConditionalGeneration(config)
+    weights = convert_state_dict(state_dict, AED_PREFIXES)
+    missing, unexpected = model.load_state_dict(weights, strict=False, assign=True)
+    missing = [key for key in missing if key not in model._tied_weights_keys]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not match its args: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    model.to(dtype).eval()
+    model.generation_config = aed_generation_config(config)
+
+    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(input_dir / "cmvn.ark")
+    tokenizer = FireRedAsrTokenizer(
+        vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
+    )
+    if len(tokenizer) != config.vocab_size:
+        raise ValueError(f"dict.txt has {len(tokenizer)} tokens but the model's output size is {config.vocab_size}")
+    processor = FireRedAsrProcessor(feature_extractor, tokenizer)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    logger.info("wrote %s", output_dir)
+    if push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(push_to_hub, exist_ok=True)
+        api.upload_folder(folder_path=str(output_dir), repo_id=push_to_hub)
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_dir", required=True, help="original FireRedASR-AED directory")
+    parser.add_argument("--output_dir", required=True, help="where to write the transformers folder")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also upload the folder to the Hub")
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    convert_aed(options.input_dir, options.output_dir, getattr(torch, options.dtype), options.push_to_hub)
+
+
+if __name__ == "__main__":
+    main()
