@@ -1,0 +1,238 @@
+"""Session fixtures: synthetic Mandarin speech, and original-format FireRedASR-AED directories built with the
+reference package (the oracle), including one trained briefly so that its transcripts depend on the audio.
+
+A random AED decoder is degenerate (it repeats one token whatever the input), so identical outputs from two
+implementations would prove little; the trained fixture emits different, non-empty transcripts per utterance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.audio import noise, synthesize_mandarin, write_wav
+
+SENTENCES = [
+    "今天天气很好",
+    "我们一起去学校",
+    "他在家里看书",
+    "明天下午开会",
+    "请把门关上",
+    "这个问题很重要",
+    "我喜欢吃苹果",
+    "北京是中国的首都",
+]
+ENGLISH = ["HELLO WORLD", "GOOD MORNING", "OPEN THE DOOR", "THANK YOU VERY MUCH", "SPEECH RECOGNITION MODEL"]
+SPECIALS = ["<blank>", "<unk>", "<pad>", "<sos>", "<eos>"]
+
+
+def _reference_modules():
+    """Imports the reference submodules directly (its top-level package imports modelscope)."""
+    import fireredasr.data.asr_feat as asr_feat
+    import fireredasr.models.fireredasr_aed as fireredasr_aed
+    import fireredasr.tokenizer.aed_tokenizer as aed_tokenizer
+
+    return asr_feat, fireredasr_aed, aed_tokenizer
+
+
+@dataclass
+class Utterance:
+    text: str
+    audio: np.ndarray
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> list[Utterance]:
+    """Every sentence spoken at two speeds and pitches, plus two noise clips (text ""), as 16 kHz wav files."""
+    folder = tmp_path_factory.mktemp("speech")
+    utterances = []
+    for index, text in enumerate(SENTENCES):
+        for speed, pitch in ((150, 40), (185, 60)):
+            path = folder / f"{index}_{speed}.wav"
+            utterances.append(Utterance(text, synthesize_mandarin(text, path, speed=speed, pitch=pitch), path))
+    for seed, seconds in ((0, 1.23), (1, 0.61)):
+        path = folder / f"noise_{seed}.wav"
+        audio = noise(seconds, seed)
+        write_wav(path, audio)
+        utterances.append(Utterance("", audio, path))
+    return utterances
+
+
+def _write_vocab(folder: Path) -> None:
+    """`dict.txt` (specials, `<space>`, Hanzi, BPE pieces) and `train_bpe1000.model`, as the original ships them."""
+    import sentencepiece as spm
+
+    text_file = folder / "english.txt"
+    text_file.write_text("\n".join(ENGLISH * 4) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=str(text_file),
+        model_prefix=str(folder / "train_bpe1000"),
+        vocab_size=40,
+        model_type="bpe",
+        character_coverage=1.0,
+        bos_id=-1,
+        eos_id=-1,
+        minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "train_bpe1000.model"))
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    hanzi = sorted({char for sentence in SENTENCES for char in sentence})
+    tokens = SPECIALS + ["<space>"] + hanzi + [piece for piece in pieces if piece not in ("<unk>",)]
+    (folder / "dict.txt").write_text("".join(f"{token} {i}\n" for i, token in enumerate(tokens)), encoding="utf8")
+
+
+def _write_cmvn(folder: Path, utterances: list[Utterance]) -> None:
+    """Global CMVN stats of the corpus fbank in Kaldi's format (sums + count, sums of squares)."""
+    import kaldiio
+
+    asr_feat, _, _ = _reference_modules()
+    fbank = asr_feat.KaldifeatFbank(num_mel_bins=80, frame_length=25, frame_shift=10, dither=0.0)
+    frames = np.concatenate([fbank((16000, (u.audio * 32768).astype(np.float64))) for u in utterances])
+    stats = np.zeros((2, 81))
+    stats[0, :80] = frames.sum(0)
+    stats[0, 80] = len(frames)
+    stats[1, :80] = (frames**2).sum(0)
+    kaldiio.save_mat(str(folder / "cmvn.ark"), stats)
+
+
+def _reference_args(**sizes) -> argparse.Namespace:
+    args = dict(
+        idim=80, odim=0, d_model=64, n_head=4, n_layers_enc=2, n_layers_dec=2, d_inner=256, kernel_size=33,
+        pe_maxlen=5000, residual_dropout=0.1, dropout_rate=0.1, sos_id=3, eos_id=4, pad_id=2, blank_id=0,
+        input_length_max=60.0, output_length_max=250,
+    )  # fmt: skip
+    args.update(sizes)
+    return argparse.Namespace(**args)
+
+
+def _jitter_norms(model: torch.nn.Module, seed: int) -> None:
+    """Moves LayerNorm weights and biases off 1/0 so that a swapped or misplaced norm changes the output."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+
+
+def _train(model, utterances: list[Utterance], folder: Path, steps: int) -> None:
+    """Teacher-forced training on the corpus, so that the decoder follows the audio."""
+    asr_feat, _, aed_tokenizer = _reference_modules()
+    extractor = asr_feat.ASRFeatExtractor(str(folder / "cmvn.ark"))
+    tokenizer = aed_tokenizer.ChineseCharEnglishSpmTokenizer(
+        str(folder / "dict.txt"), str(folder / "train_bpe1000.model")
+    )
+    feats, lengths, _ = extractor([str(u.path) for u in utterances])
+    targets = [tokenizer.tokenize(u.text)[1] + [model.eos_id] for u in utterances]
+    width = max(len(t) for t in targets)
+    labels = torch.full((len(targets), width), -100)
+    for row, target in enumerate(targets):
+        labels[row, : len(target)] = torch.tensor(target)
+    inputs = torch.where(labels == -100, model.decoder.pad_id, labels)
+    inputs = torch.cat([torch.full((len(targets), 1), model.sos_id), inputs[:, :-1]], dim=1)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(steps):
+        enc, _, enc_mask = model.encoder(feats, lengths)
+        decoder = model.decoder
+        tgt_mask = decoder.ignored_target_position_is_0(inputs, decoder.pad_id)
+        hidden = decoder.tgt_word_emb(inputs) * decoder.scale + decoder.positional_encoding(inputs)
+        for layer in decoder.layer_stack:
+            hidden = layer(hidden, enc, tgt_mask, enc_mask)
+        logits = decoder.tgt_word_prj(decoder.layer_norm_out(hidden))
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    assert math.isfinite(loss.item())
+
+
+def build_reference_aed(folder: Path, utterances: list[Utterance], seed: int, train_steps: int, **sizes) -> Path:
+    """Writes an original-format AED directory (model.pth.tar, cmvn.ark, dict.txt, train_bpe1000.model)."""
+    _, fireredasr_aed, _ = _reference_modules()
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_vocab(folder)
+    _write_cmvn(folder, utterances)
+    vocab_size = sum(1 for _ in open(folder / "dict.txt", encoding="utf8"))
+    args = _reference_args(odim=vocab_size, **sizes)
+    torch.manual_seed(seed)
+    model = fireredasr_aed.FireRedAsrAed.from_args(args)
+    with torch.no_grad():  # the reference leaves embeddings at N(0, 1), which makes a decoder echo its input
+        model.decoder.tgt_word_emb.weight.normal_(0.0, args.d_model**-0.5)
+    _jitter_norms(model, seed)
+    if train_steps:
+        _train(model, utterances, folder, train_steps)
+    torch.save({"args": args, "model_state_dict": model.state_dict()}, folder / "model.pth.tar")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_aed_dir(tmp_path_factory, speech) -> Path:
+    """A tiny AED (d_model 64, 2+2 layers) trained on the synthetic corpus: its transcripts follow the audio."""
+    return build_reference_aed(tmp_path_factory.mktemp("aed_trained"), speech, seed=0, train_steps=250)
+
+
+@pytest.fixture(scope="session")
+def odd_aed_dir(tmp_path_factory, speech) -> Path:
+    """An AED of other, odd sizes (d_model 48, 3 heads, 3+1 layers, kernel 5), trained only a little: its beams
+    disagree and its hypotheses are often wrong, which exercises more of the beam procedure."""
+    return build_reference_aed(
+        tmp_path_factory.mktemp("aed_odd"), speech, seed=1, train_steps=100,
+        d_model=48, n_head=3, n_layers_enc=3, n_layers_dec=1, kernel_size=5,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def converted_aed_dir(tmp_path_factory, trained_aed_dir) -> Path:
+    from transformers_fireredasr.conversion.aed import convert_aed
+
+    return convert_aed(trained_aed_dir, tmp_path_factory.mktemp("aed_trained_hf"))
+
+
+@pytest.fixture(scope="session")
+def converted_odd_dir(tmp_path_factory, odd_aed_dir) -> Path:
+    from transformers_fireredasr.conversion.aed import convert_aed
+
+    return convert_aed(odd_aed_dir, tmp_path_factory.mktemp("aed_odd_hf"))
+
+
+class ReferenceAed:
+    """The reference package's full path: wav files -> ASRFeatExtractor -> FireRedAsrAed.transcribe -> detokenize."""
+
+    def __init__(self, folder: Path):
+        asr_feat, fireredasr_aed, aed_tokenizer = _reference_modules()
+        package = torch.load(folder / "model.pth.tar", map_location="cpu", weights_only=False)
+        self.model = fireredasr_aed.FireRedAsrAed.from_args(package["args"])
+        self.model.load_state_dict(package["model_state_dict"])
+        self.model.eval()
+        self.extractor = asr_feat.ASRFeatExtractor(str(folder / "cmvn.ark"))
+        self.tokenizer = aed_tokenizer.ChineseCharEnglishSpmTokenizer(
+            str(folder / "dict.txt"), str(folder / "train_bpe1000.model")
+        )
+
+    def features(self, paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, lengths, _ = self.extractor([str(p) for p in paths])
+        return feats, lengths
+
+    @torch.no_grad()
+    def transcribe(self, paths: list[Path], **decoding) -> list[tuple[list[int], str]]:
+        """Token ids and text per file, decoding one file at a time."""
+        results = []
+        for path in paths:
+            feats, lengths = self.features([path])
+            hyp = self.model.transcribe(feats, lengths, **decoding)[0][0]["yseq"].tolist()
+            results.append((hyp, self.tokenizer.detokenize(hyp)))
+        return results
+
+
+@pytest.fixture(scope="session")
+def reference_aed(trained_aed_dir) -> ReferenceAed:
+    return ReferenceAed(trained_aed_dir)
