@@ -197,10 +197,11 @@ class FireRedAedGenerationMixin(GenerationMixin):
             limits = limits.clamp(max=generation_config.max_length - 1)
         generation_config.max_length = None
 
-        config = self.config
-        eos_token_id = (
-            generation_config.eos_token_id if generation_config.eos_token_id is not None else config.eos_token_id
-        )
+        def setting(name: str):
+            value = getattr(generation_config, name, None)
+            return value if value is not None else getattr(self.config, name)
+
+        eos_token_id = setting("eos_token_id")
         if isinstance(eos_token_id, (list, tuple)):
             eos_token_id = eos_token_id[0]
         num_beams = generation_config.num_beams or 1
@@ -219,11 +220,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 softmax_smoothing=options["softmax_smoothing"],
                 eos_penalty=options["eos_penalty"],
                 gnmt_length_penalty=options["gnmt_length_penalty"],
-                decoder_start_token_id=generation_config.decoder_start_token_id or config.decoder_start_token_id,
+                decoder_start_token_id=setting("decoder_start_token_id"),
                 eos_token_id=eos_token_id,
-                pad_token_id=generation_config.pad_token_id
-                if generation_config.pad_token_id is not None
-                else config.pad_token_id,
+                pad_token_id=setting("pad_token_id"),
             )
             if generation_config.return_dict_in_generate:
                 return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)
