@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForSpeechSeq2Seq,
+    AutoProcessor,
+    AutoTokenizer,
+    pipeline,
+)
 
 import transformers_fireredasr  # noqa: F401 - registers the Auto classes
 from tests.conftest import ReferenceAed
-from transformers_fireredasr import FireRedAedForConditionalGeneration, FireRedAsrProcessor
+from transformers_fireredasr import (
+    FireRedAedConfig,
+    FireRedAedForConditionalGeneration,
+    FireRedAedModel,
+    FireRedAsrFeatureExtractor,
+    FireRedAsrProcessor,
+    FireRedAsrTokenizer,
+)
 
 PUBLISHED = dict(beam_size=3, nbest=1, decode_max_len=0, softmax_smoothing=1.25, length_penalty=0.6, eos_penalty=1.0)
 GREEDY = dict(beam_size=1, nbest=1, decode_max_len=0, softmax_smoothing=1.0, length_penalty=0.0, eos_penalty=1.0)
@@ -164,6 +179,10 @@ def test_auto_classes_load_the_converted_folder(converted_aed_dir, trained):
     assert isinstance(model, FireRedAedForConditionalGeneration)
     assert isinstance(processor, FireRedAsrProcessor)
     assert model.proj_out.weight.data_ptr() == model.model.decoder.embed_tokens.weight.data_ptr()
+    assert isinstance(AutoConfig.from_pretrained(converted_aed_dir), FireRedAedConfig)
+    assert isinstance(AutoModel.from_pretrained(converted_aed_dir), FireRedAedModel)
+    assert isinstance(AutoTokenizer.from_pretrained(converted_aed_dir), FireRedAsrTokenizer)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(converted_aed_dir), FireRedAsrFeatureExtractor)
 
 
 def test_sampling_and_transformers_beam_search_run(trained, speech):
