@@ -144,7 +144,12 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
             ) from err
         if not os.path.isfile(cmvn_path):
             raise FileNotFoundError(f"CMVN stats file not found: {cmvn_path}")
-        stats = np.asarray(kaldiio.load_mat(str(cmvn_path)), dtype=np.float64)
+        try:
+            stats = np.asarray(kaldiio.load_mat(str(cmvn_path)), dtype=np.float64)
+        except Exception as err:  # kaldiio raises bare RuntimeErrors/ValueErrors that do not name the file
+            raise ValueError(f"{cmvn_path} is not a readable Kaldi CMVN stats file: {err}") from err
+        if not np.isfinite(stats).all():
+            raise ValueError(f"{cmvn_path} holds NaN or infinite CMVN statistics.")
         if stats.ndim != 2 or stats.shape[0] != 2 or stats.shape[1] < 2:
             raise ValueError(
                 f"{cmvn_path} should hold a 2 x (dim + 1) Kaldi CMVN stats matrix, got shape {stats.shape}."

@@ -175,6 +175,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
             for key, default in FIREREDASR_GENERATION_DEFAULTS.items()
         }
         _validate_decoding_options(options)
+        user_max_length = kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None
         model_kwargs = generation_config.update(**kwargs)
 
         encoder_outputs = model_kwargs.pop("encoder_outputs", None)
@@ -193,8 +194,8 @@ class FireRedAedGenerationMixin(GenerationMixin):
         limits = frame_mask.sum(dim=-1)
         if generation_config.max_new_tokens is not None:
             limits = limits.clamp(max=generation_config.max_new_tokens)
-        elif generation_config.max_length is not None:
-            limits = limits.clamp(max=generation_config.max_length - 1)
+        if generation_config.max_length is not None and (user_max_length or generation_config.max_new_tokens is None):
+            limits = limits.clamp(max=generation_config.max_length - 1)  # the start token counts in max_length
         generation_config.max_length = None
 
         def setting(name: str):

@@ -298,8 +298,15 @@ class FireRedConformerEncoder(FireRedConformerPreTrainedModel):
                 f"input_features must have shape (batch, frames, {self.config.num_mel_bins}), "
                 f"got {tuple(input_features.shape)}"
             )
+        if input_features.shape[1] == 0:
+            raise ValueError("input_features have no frames: audio must be at least one 25 ms frame long")
         if attention_mask is None:
             attention_mask = torch.ones(input_features.shape[:2], dtype=torch.bool, device=input_features.device)
+        elif attention_mask.shape != input_features.shape[:2]:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but input_features have "
+                f"{tuple(input_features.shape[:2])} (batch, frames)"
+            )
         hidden_states, mask = self.subsampling(input_features, attention_mask.bool())
         position_embeddings = self.dropout(self.positional_encoding(hidden_states))
         hidden_states = self.dropout(hidden_states)

@@ -50,26 +50,41 @@ def check_input_dir(input_dir: Path, names: tuple[str, ...]) -> None:
         raise FileNotFoundError(f"{input_dir} lacks {', '.join(missing)} (expected {', '.join(names)})")
 
 
+def encoder_config_from_args(args: argparse.Namespace) -> dict:
+    """The Conformer encoder's config fields from the original argparse hyper-parameters."""
+    return {
+        "num_mel_bins": args.idim,
+        "hidden_size": args.d_model,
+        "num_hidden_layers": args.n_layers_enc,
+        "num_attention_heads": args.n_head,
+        "intermediate_size": args.d_model * 4,  # the original hard-codes 4 x d_model (its d_inner is unused)
+        "conv_kernel_size": args.kernel_size,
+        "hidden_dropout": getattr(args, "residual_dropout", 0.1),
+        "activation_dropout": getattr(args, "dropout_rate", 0.1),
+    }
+
+
+def load_cmvn(cmvn_path: Path, num_mel_bins: int) -> FireRedAsrFeatureExtractor:
+    """The feature extractor of `cmvn.ark`, checked against the encoder's input size."""
+    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(cmvn_path)
+    if feature_extractor.feature_size != num_mel_bins:
+        raise ValueError(
+            f"{cmvn_path} has statistics for {feature_extractor.feature_size} fbank bins but the encoder expects "
+            f"{num_mel_bins} (idim)"
+        )
+    return feature_extractor
+
+
 def aed_config_from_args(args: argparse.Namespace) -> FireRedAedConfig:
     """Maps the original argparse hyper-parameters to a [`FireRedAedConfig`]."""
-    residual_dropout = getattr(args, "residual_dropout", 0.1)
     return FireRedAedConfig(
-        encoder_config={
-            "num_mel_bins": args.idim,
-            "hidden_size": args.d_model,
-            "num_hidden_layers": args.n_layers_enc,
-            "num_attention_heads": args.n_head,
-            "intermediate_size": args.d_model * 4,  # the original hard-codes 4 x d_model (its d_inner is unused)
-            "conv_kernel_size": args.kernel_size,
-            "hidden_dropout": residual_dropout,
-            "activation_dropout": getattr(args, "dropout_rate", 0.1),
-        },
+        encoder_config=encoder_config_from_args(args),
         vocab_size=args.odim,
         d_model=args.d_model,
         decoder_layers=args.n_layers_dec,
         decoder_attention_heads=args.n_head,
         decoder_ffn_dim=args.d_model * 4,
-        dropout=residual_dropout,
+        dropout=getattr(args, "residual_dropout", 0.1),
         pad_token_id=args.pad_id,
         bos_token_id=args.sos_id,
         eos_token_id=args.eos_id,
@@ -110,7 +125,7 @@ def convert_aed(
     model.to(dtype).eval()
     model.generation_config = aed_generation_config(config)
 
-    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(input_dir / "cmvn.ark")
+    feature_extractor = load_cmvn(input_dir / "cmvn.ark", args.idim)
     tokenizer = FireRedAsrTokenizer(
         vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
     )

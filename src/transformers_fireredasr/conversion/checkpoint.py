@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ def load_original_package(path: str | Path) -> tuple[argparse.Namespace | None, 
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            package = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            # Memory-map zip-format files; the legacy torch format cannot be mapped and is read normally.
+            mmap = zipfile.is_zipfile(path)
+            package = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
         raise ValueError(
             f"{path} is not a readable FireRedASR checkpoint (only tensors and argparse.Namespace are allowed "

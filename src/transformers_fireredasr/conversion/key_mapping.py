@@ -72,7 +72,10 @@ def convert_state_dict(state_dict: dict, prefixes: dict[str, tuple[list[tuple[st
             continue
         for old_prefix, (mapping, new_prefix) in prefixes.items():
             if key.startswith(old_prefix):
-                converted[new_prefix + rename_key(key[len(old_prefix) :], mapping)] = tensor
+                try:
+                    converted[new_prefix + rename_key(key[len(old_prefix) :], mapping)] = tensor
+                except KeyError:
+                    raise KeyError(f"unexpected key in the original checkpoint: {key!r}") from None
                 break
         else:
             raise KeyError(f"unexpected key in the original checkpoint: {key!r}")
