@@ -236,3 +236,32 @@ class ReferenceAed:
 @pytest.fixture(scope="session")
 def reference_aed(trained_aed_dir) -> ReferenceAed:
     return ReferenceAed(trained_aed_dir)
+
+
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory, trained_aed_dir) -> Path:
+    """An original-format FireRedASR-LLM directory: trained tiny encoder, tiny random Qwen2, random LoRA."""
+    from tests.reference_llm import build_reference_llm
+
+    return build_reference_llm(tmp_path_factory.mktemp("llm"), trained_aed_dir)
+
+
+@pytest.fixture(scope="session")
+def converted_llm_dir(tmp_path_factory, llm_dir) -> Path:
+    from transformers_fireredasr.conversion.llm import convert_llm
+
+    return convert_llm(llm_dir, tmp_path_factory.mktemp("llm_hf"), max_shard_size=8 * 1024**2)
+
+
+@pytest.fixture(scope="session")
+def converted_llm_lora_dir(tmp_path_factory, llm_dir) -> Path:
+    from transformers_fireredasr.conversion.llm import convert_llm
+
+    return convert_llm(llm_dir, tmp_path_factory.mktemp("llm_lora_hf"), keep_lora=True)
+
+
+@pytest.fixture(scope="session")
+def reference_llm(llm_dir):
+    from tests.reference_llm import ReferenceLlm
+
+    return ReferenceLlm(llm_dir)

@@ -1,7 +1,7 @@
 """FireRedASR for Hugging Face Transformers. Importing this package registers every class with the Auto classes
 and with `pipeline("automatic-speech-recognition")`."""
 
-from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig
+from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
 from .modeling_conformer import FireRedConformerEncoder, FireRedConformerPreTrainedModel
@@ -11,7 +11,8 @@ from .modeling_fireredasr_aed import (
     FireRedAedModel,
     FireRedAedPreTrainedModel,
 )
-from .processing_fireredasr import FireRedAsrProcessor
+from .modeling_fireredasr_llm import FireRedLlmAdapter, FireRedLlmForSpeechSeq2Seq, FireRedLlmPreTrainedModel
+from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .registration import register
 from .tokenization_fireredasr import FireRedAsrTokenizer
 
@@ -31,5 +32,10 @@ __all__ = [
     "FireRedConformerConfig",
     "FireRedConformerEncoder",
     "FireRedConformerPreTrainedModel",
+    "FireRedLlmAdapter",
+    "FireRedLlmConfig",
+    "FireRedLlmForSpeechSeq2Seq",
+    "FireRedLlmPreTrainedModel",
+    "FireRedLlmProcessor",
     "SmoothedLogSoftmaxProcessor",
 ]

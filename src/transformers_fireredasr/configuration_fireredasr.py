@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 
 @strict
@@ -117,4 +118,42 @@ class FireRedAedConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["FireRedConformerConfig", "FireRedAedConfig"]
+@strict
+class FireRedLlmConfig(PreTrainedConfig):
+    r"""
+    Configuration of FireRedASR-LLM: a [`FireRedConformerConfig`] encoder, a frame-splicing Linear-ReLU-Linear
+    adapter and a causal language model (`text_config`, Qwen2 in the release).
+
+    Args:
+        encoder_config (`dict` or [`FireRedConformerConfig`]): the speech encoder.
+        text_config (`dict` or `PreTrainedConfig`): the language model (any `AutoModelForCausalLM` config).
+        speech_token_id (`int`): id of the `<speech>` placeholder; each one is replaced by one speech vector.
+        encoder_downsample_rate (`int`): encoder frames spliced into one speech vector (2: 40 ms -> 80 ms).
+        prompt_prefix_ids (`list[int]`), prompt_suffix_ids (`list[int]`): the chat prompt's token ids before and
+            after the run of `<speech>` placeholders, so `generate()` can build the prompt from audio alone.
+        lora_adapter_subfolder (`str`, *optional*): subfolder of a peft LoRA adapter that `from_pretrained` applies
+            to the language model (written by the converter's `--keep_lora`); None when LoRA is merged.
+    """
+
+    model_type = "fireredasr_llm"
+    sub_configs_defaults = {
+        "encoder_config": FireRedConformerConfig,
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+    }
+
+    encoder_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    speech_token_id: int = 151646
+    encoder_downsample_rate: int = 2
+    prompt_prefix_ids: list[int] | None = None
+    prompt_suffix_ids: list[int] | None = None
+    lora_adapter_subfolder: str | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.encoder_downsample_rate < 1:
+            raise ValueError(f"encoder_downsample_rate must be >= 1, got {self.encoder_downsample_rate}")
+
+
+__all__ = ["FireRedConformerConfig", "FireRedAedConfig", "FireRedLlmConfig"]

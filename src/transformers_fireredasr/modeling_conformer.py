@@ -243,6 +243,13 @@ class FireRedConformerBlock(GradientCheckpointingLayer):
         return self.final_layer_norm(hidden_states)
 
 
+def init_relative_position_biases(module: nn.Module, std: float) -> None:
+    """Initialises the `bias_u`/`bias_v` parameters the generic `_init_weights` does not know."""
+    if isinstance(module, FireRedConformerAttention):
+        init.normal_(module.bias_u, mean=0.0, std=std)
+        init.normal_(module.bias_v, mean=0.0, std=std)
+
+
 class FireRedConformerPreTrainedModel(PreTrainedModel):
     """Weight initialisation and attention-backend flags shared by the FireRedASR encoder."""
 
@@ -258,10 +265,7 @@ class FireRedConformerPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
-        if isinstance(module, FireRedConformerAttention):
-            std = getattr(self.config, "initializer_range", 0.02)
-            init.normal_(module.bias_u, mean=0.0, std=std)
-            init.normal_(module.bias_v, mean=0.0, std=std)
+        init_relative_position_biases(module, getattr(self.config, "initializer_range", 0.02))
 
     @staticmethod
     def _get_feat_extract_output_lengths(input_lengths: torch.Tensor) -> torch.Tensor:

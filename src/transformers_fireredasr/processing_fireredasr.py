@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import torch
 from transformers import BatchFeature, ProcessorMixin
 
 
@@ -30,4 +33,78 @@ class FireRedAsrProcessor(ProcessorMixin):
         return inputs
 
 
-__all__ = ["FireRedAsrProcessor"]
+SPEECH_TOKEN = "<speech>"
+# The original's prompt (Qwen chat format); `<speech>` is repeated once per speech vector.
+PROMPT_PREFIX = "<|im_start|>user\n"
+PROMPT_SUFFIX = "请转写音频为文字<|im_end|>\n<|im_start|>assistant\n"
+TRANSCRIPT_END = "<|im_end|>"
+_PUNCTUATION = re.compile(r"[，。？！,\.!?《》（）\·“”、\\/]")
+_CJK_CHAR = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff])")
+
+
+def clean_transcript(text: str) -> str:
+    """Normalises a training transcript like the original: no punctuation, no spaces between Hanzi, lower case."""
+    text = re.sub(r"\s+", " ", _PUNCTUATION.sub("", text))
+    return "".join(part for part in _CJK_CHAR.split(text.strip()) if part.strip()).strip().lower()
+
+
+class FireRedLlmProcessor(ProcessorMixin):
+    """Feature extractor + the LLM's tokenizer (with `<speech>` added) for FireRedASR-LLM.
+
+    `processor(audio)` returns `input_features`, `feature_attention_mask`, and the chat prompt as `input_ids` /
+    `attention_mask` with one `<speech>` per speech vector, left-padded. With `text=` (training) the transcript
+    and `<|im_end|>` follow the prompt and `labels` hold them, -100 elsewhere. `batch_decode` gives transcripts.
+    """
+
+    def __init__(self, feature_extractor, tokenizer, encoder_downsample_rate: int = 2):
+        self.encoder_downsample_rate = encoder_downsample_rate
+        super().__init__(feature_extractor, tokenizer)
+        if SPEECH_TOKEN not in self.tokenizer.get_vocab():
+            self.tokenizer.add_special_tokens({"additional_special_tokens": [SPEECH_TOKEN]})
+
+    @property
+    def speech_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(SPEECH_TOKEN)
+
+    def speech_lengths(self, frame_counts) -> list[int]:
+        """Speech vectors per utterance: encoder frames ceil(frames / 4), spliced by the downsample rate."""
+        return [((int(frames) + 3) // 4) // self.encoder_downsample_rate for frames in frame_counts]
+
+    def prompt_ids(self) -> tuple[list[int], list[int]]:
+        """Token ids of the prompt before and after the `<speech>` placeholders."""
+        encode = self.tokenizer.encode
+        return encode(PROMPT_PREFIX, add_special_tokens=False), encode(PROMPT_SUFFIX, add_special_tokens=False)
+
+    def __call__(self, audio=None, text=None, sampling_rate: int | None = None, **kwargs) -> BatchFeature:
+        if audio is None:
+            raise ValueError("FireRedLlmProcessor needs `audio` (and optionally the transcripts as `text`).")
+        features = self.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors="pt", **kwargs)
+        lengths = self.speech_lengths(features["attention_mask"].sum(-1).tolist())
+        texts = [text] if isinstance(text, str) else text
+        if texts is not None and len(texts) != len(lengths):
+            raise ValueError(f"got {len(texts)} transcripts for {len(lengths)} audio inputs")
+        prefix, suffix = self.prompt_ids()
+        rows, label_rows = [], []
+        for index, length in enumerate(lengths):
+            prompt = prefix + [self.speech_token_id] * length + suffix
+            target = []
+            if texts is not None:
+                target = self.tokenizer.encode(
+                    clean_transcript(texts[index]) + TRANSCRIPT_END, add_special_tokens=False
+                )
+            rows.append(prompt + target)
+            label_rows.append([-100] * len(prompt) + target)
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        batch = {
+            "input_ids": torch.tensor([[pad] * (width - len(r)) + r for r in rows]),
+            "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+            "input_features": features["input_features"],
+            "feature_attention_mask": features["attention_mask"],
+        }
+        if texts is not None:
+            batch["labels"] = torch.tensor([[-100] * (width - len(r)) + r for r in label_rows])
+        return BatchFeature(batch)
+
+
+__all__ = ["FireRedAsrProcessor", "FireRedLlmProcessor", "clean_transcript"]

@@ -15,11 +15,12 @@ from transformers import (
 )
 from transformers.models.auto import modeling_auto
 
-from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig
+from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_conformer import FireRedConformerEncoder
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
-from .processing_fireredasr import FireRedAsrProcessor
+from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
 
 
@@ -33,7 +34,13 @@ def register() -> None:
     AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
     AutoTokenizer.register(FireRedAedConfig, slow_tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
     AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
+    AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True)
+    AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq, exist_ok=True)
+    AutoFeatureExtractor.register(FireRedLlmConfig, FireRedAsrFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
     # The ASR pipeline decides "seq2seq vs CTC" by class name in this plain dict, not by the registered mapping.
-    modeling_auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES[FireRedAedConfig.model_type] = (
-        FireRedAedForConditionalGeneration.__name__
-    )
+    for config_class, model_class in (
+        (FireRedAedConfig, FireRedAedForConditionalGeneration),
+        (FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq),
+    ):
+        modeling_auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES[config_class.model_type] = model_class.__name__

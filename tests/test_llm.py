@@ -1,0 +1,166 @@
+"""FireRedASR-LLM against the reference package on the same weights, plus batching, LoRA, quantization, sharding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, BitsAndBytesConfig, pipeline
+
+import transformers_fireredasr  # noqa: F401 - registers the Auto classes
+from transformers_fireredasr import FireRedLlmForSpeechSeq2Seq, FireRedLlmProcessor
+
+GREEDY = dict(beam_size=1, repetition_penalty=1.0)
+PUBLISHED = dict(beam_size=3, repetition_penalty=3.0)
+COMMON = dict(decode_max_len=0, decode_min_len=0, llm_length_penalty=1.0, temperature=1.0)
+
+
+def load(folder, **kwargs):
+    return FireRedLlmForSpeechSeq2Seq.from_pretrained(folder, **kwargs).eval(), FireRedLlmProcessor.from_pretrained(
+        folder
+    )
+
+
+def ids_of(row: torch.Tensor, pad: int) -> list[int]:
+    ids = row.tolist()
+    while ids and ids[-1] == pad:
+        ids.pop()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def merged(converted_llm_dir):
+    return load(converted_llm_dir)
+
+
+@torch.no_grad()
+def generate(model, processor, utterances, **kwargs):
+    inputs = processor([u.audio for u in utterances], sampling_rate=16000)
+    return model.generate(**inputs, **kwargs)
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "published"])
+def test_generated_ids_match_reference(merged, reference_llm, speech, decoding):
+    """Batch size 1: token ids and text identical to FireRedAsrLlm.transcribe, greedy and beam 3 + penalty 3.0."""
+    model, processor = merged
+    pad = model.generation_config.pad_token_id
+    settings = GREEDY if decoding == "greedy" else PUBLISHED
+    kwargs = {"num_beams": 1, "repetition_penalty": 1.0} if decoding == "greedy" else {}
+    outputs = []
+    for utterance in speech[::3]:
+        expected_ids, expected_text = reference_llm.transcribe(utterance.path, **settings, **COMMON)
+        sequences = generate(model, processor, [utterance], **kwargs)
+        assert ids_of(sequences[0], pad) == expected_ids
+        assert processor.batch_decode(sequences, skip_special_tokens=True)[0] == expected_text
+        outputs.append(expected_text)
+    assert all(outputs) and len(set(outputs)) == len(outputs)  # the oracle's outputs depend on the audio
+
+
+def test_generation_config_holds_published_settings(merged):
+    config = merged[0].generation_config
+    assert (config.num_beams, config.repetition_penalty, config.length_penalty) == (3, 3.0, 1.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"num_beams": 1, "repetition_penalty": 1.0}, {}], ids=["greedy", "published"])
+def test_batched_equals_one_by_one(merged, speech, kwargs):
+    """Mixed lengths: padded frames are never attended and each utterance keeps its own length limit."""
+    model, processor = merged
+    pad = model.generation_config.pad_token_id
+    batch = [speech[0], speech[3], speech[-1], speech[8]]
+    batched = generate(model, processor, batch, **kwargs)
+    for row, utterance in zip(batched, batch, strict=True):
+        assert ids_of(row, pad) == ids_of(generate(model, processor, [utterance], **kwargs)[0], pad)
+
+
+def test_prompt_matches_the_original_template(merged, reference_llm, speech):
+    """The processor's prompt is the reference's chat prompt with `<speech>` repeated once per speech vector."""
+    model, processor = merged
+    inputs = processor(speech[0].audio, sampling_rate=16000)
+    reference_ids, _, _, _ = reference_llm.wrapper.preprocess_texts(
+        origin_texts=[""], tokenizer=reference_llm.tokenizer, max_len=128, decode=True
+    )
+    speech_id = model.config.speech_token_id
+    ours = inputs["input_ids"][0].tolist()
+    count = ours.count(speech_id)
+    expanded = []
+    for token in reference_ids[0].tolist():
+        expanded.extend([speech_id] * count if token == speech_id else [token])
+    assert ours == expanded
+    built, _ = model.build_prompt(torch.tensor([count]))
+    assert built[0].tolist() == ours
+
+
+def test_merged_and_keep_lora_logits_match(merged, converted_llm_lora_dir, speech):
+    """The merged conversion and the base + peft adapter conversion compute the same logits (float32, 1e-4)."""
+    model, processor = merged
+    lora_model, _ = load(converted_llm_lora_dir)
+    assert lora_model.config.lora_adapter_subfolder == "lora_adapter"
+    assert any("lora_A" in name for name, _ in lora_model.named_parameters())
+    inputs = processor([speech[1].audio, speech[6].audio], sampling_rate=16000, text=["今天天气很好", "请把门关上"])
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        actual = lora_model(**inputs).logits
+    assert (expected - actual).abs().max().item() < 1e-4
+    assert generate(lora_model, processor, [speech[1]]).tolist() == generate(model, processor, [speech[1]]).tolist()
+
+
+def test_labels_cover_the_transcript_only(merged, speech):
+    model, processor = merged
+    inputs = processor(speech[0].audio, sampling_rate=16000, text="今天，天气很好。")
+    labels = inputs["labels"][0]
+    target = processor.tokenizer.encode("今天天气很好<|im_end|>", add_special_tokens=False)
+    assert labels[labels != -100].tolist() == target
+    assert inputs["input_ids"][0, -len(target) :].tolist() == target
+    loss = model(**inputs).loss
+    assert torch.isfinite(loss) and loss.item() > 0
+
+
+def test_pipeline_returns_the_transcript_only(converted_llm_dir, merged, speech):
+    model, processor = merged
+    asr = pipeline("automatic-speech-recognition", model=str(converted_llm_dir), device="cpu")
+    batch = [speech[0], speech[5], speech[-1]]
+    outputs = asr([u.audio for u in batch], batch_size=3)
+    expected = [processor.batch_decode(generate(model, processor, [u]), skip_special_tokens=True)[0] for u in batch]
+    assert [o["text"] for o in outputs] == expected
+    assert all(set(o) == {"text"} for o in outputs)
+    assert all("请转写" not in o["text"] and "assistant" not in o["text"] for o in outputs)
+
+
+def test_auto_classes(converted_llm_dir):
+    assert isinstance(AutoModelForSpeechSeq2Seq.from_pretrained(converted_llm_dir), FireRedLlmForSpeechSeq2Seq)
+    assert isinstance(AutoProcessor.from_pretrained(converted_llm_dir), FireRedLlmProcessor)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantized_loading_transcribes(converted_llm_dir, merged, speech, bits):
+    """bitsandbytes 4/8-bit on the LLM; the encoder and adapter stay unquantized."""
+    pytest.importorskip("bitsandbytes")
+    quantization = BitsAndBytesConfig(load_in_4bit=True) if bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
+    model, processor = load(converted_llm_dir, quantization_config=quantization, device_map="cpu")
+    layer = model.language_model.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == ("Linear4bit" if bits == 4 else "Linear8bitLt")
+    assert type(model.projector.linear1) is torch.nn.Linear
+    assert type(model.encoder.layers[0].self_attn.q_proj) is torch.nn.Linear
+    sequences = generate(model, processor, [speech[0]], num_beams=1, repetition_penalty=1.0)
+    assert sequences.shape[1] > 0
+    assert processor.batch_decode(sequences, skip_special_tokens=True)[0]
+
+
+def test_device_map_auto_with_offload_matches_plain_load(converted_llm_dir, merged, speech, tmp_path):
+    model, processor = merged
+    sharded, _ = load(
+        converted_llm_dir, device_map="auto", max_memory={"cpu": "12MiB"}, offload_folder=str(tmp_path / "offload")
+    )
+    assert "disk" in set(sharded.hf_device_map.values())
+    expected = generate(model, processor, [speech[2]], num_beams=1, repetition_penalty=1.0)
+    actual = generate(sharded, processor, [speech[2]], num_beams=1, repetition_penalty=1.0)
+    assert actual.tolist() == expected.tolist()
+
+
+def test_generate_rejects_bad_features(merged):
+    model, _ = merged
+    with pytest.raises(ValueError, match="shape"):
+        model.generate(input_features=torch.zeros(50, 80))
+    with pytest.raises(ValueError, match="NaN"):
+        model.generate(input_features=torch.full((1, 50, 80), float("nan")))
+    with pytest.raises(ValueError, match="placeholder"):
+        model.generate(input_ids=torch.tensor([[1, 2, 3]]), input_features=torch.zeros(1, 50, 80))
