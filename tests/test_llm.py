@@ -164,3 +164,62 @@ def test_generate_rejects_bad_features(merged):
         model.generate(input_features=torch.full((1, 50, 80), float("nan")))
     with pytest.raises(ValueError, match="placeholder"):
         model.generate(input_ids=torch.tensor([[1, 2, 3]]), input_features=torch.zeros(1, 50, 80))
+
+
+def test_conversion_streams_into_shards_and_prefers_model_pth_encoder(llm_dir, converted_llm_dir):
+    """Bounded shards with an index; the encoder in model.pth.tar wins over asr_encoder.pth.tar; LoRA is merged."""
+    import json
+
+    from safetensors import safe_open
+
+    from transformers_fireredasr.conversion.checkpoint import load_original_package
+
+    index = json.loads((converted_llm_dir / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1
+    for shard in shards:  # the fixture's cap is 8 MiB; only a single larger tensor may exceed it
+        names = [name for name, file in index["weight_map"].items() if file == shard]
+        assert len(names) == 1 or (converted_llm_dir / shard).stat().st_size <= 8 * 1024**2 + 64 * 1024
+
+    _, package = load_original_package(llm_dir / "model.pth.tar")
+    _, asr_encoder = load_original_package(llm_dir / "asr_encoder.pth.tar")
+    key = "encoder.layer_stack.0.mhsa.layer_norm_q.weight"
+    assert not torch.equal(package[key], asr_encoder[key])  # the fixture made them differ
+    name = "encoder.layers.0.self_attn.q_norm.weight"
+    with safe_open(str(converted_llm_dir / index["weight_map"][name]), framework="pt") as shard:
+        assert torch.equal(shard.get_tensor(name), package[key])
+
+    base_name = "model.layers.0.self_attn.q_proj.weight"
+    with safe_open(str(llm_dir / "Qwen2-7B-Instruct" / "model.safetensors"), framework="pt") as shard:
+        base = shard.get_tensor(base_name)
+    lora_a = package["llm.base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"]
+    lora_b = package["llm.base_model.model.model.layers.0.self_attn.q_proj.lora_B.default.weight"]
+    name = "language_model." + base_name
+    with safe_open(str(converted_llm_dir / index["weight_map"][name]), framework="pt") as shard:
+        merged_weight = shard.get_tensor(name)
+    assert torch.allclose(merged_weight, base + (16 / lora_a.shape[0]) * lora_b @ lora_a, atol=1e-6)
+
+
+def test_conversion_cli_and_errors(llm_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from transformers_fireredasr.conversion.llm import convert_llm
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "conversion/convert_fireredasr_llm.py", "--input_dir", str(llm_dir), "--output_dir",
+         str(tmp_path / "out"), "--keep_lora", "--dtype", "bfloat16"],
+        cwd=repo, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "lora_adapter" / "adapter_config.json").is_file()
+    model = FireRedLlmForSpeechSeq2Seq.from_pretrained(tmp_path / "out")
+    assert model.language_model.model.layers[0].mlp.down_proj.base_layer.weight.dtype == torch.bfloat16
+    with pytest.raises(FileNotFoundError, match="asr_encoder.pth.tar"):
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for name in ("model.pth.tar", "cmvn.ark"):
+            (broken / name).symlink_to(llm_dir / name)
+        convert_llm(broken, tmp_path / "never")
