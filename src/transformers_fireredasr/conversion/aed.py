@@ -20,9 +20,9 @@ from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .checkpoint import load_original_package, require_args
+from .hub import finish_conversion
 from .key_mapping import AED_PREFIXES, convert_state_dict
 
-logger = logging.getLogger(__name__)
 
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
 AED_ARGS = ["idim", "odim", "d_model", "n_head", "n_layers_enc", "n_layers_dec", "kernel_size", "sos_id", "eos_id",
@@ -136,14 +136,7 @@ def convert_aed(
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    logger.info("wrote %s", output_dir)
-    if push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(push_to_hub, exist_ok=True)
-        api.upload_folder(folder_path=str(output_dir), repo_id=push_to_hub)
-    return output_dir
+    return finish_conversion(output_dir, push_to_hub)
 
 
 def main(argv: list[str] | None = None) -> None:

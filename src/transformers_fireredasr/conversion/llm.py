@@ -28,9 +28,9 @@ from ..configuration_fireredasr import FireRedLlmConfig
 from ..processing_fireredasr import SPEECH_TOKEN, FireRedLlmProcessor
 from .aed import AED_ARGS, check_input_dir, encoder_config_from_args, load_cmvn
 from .checkpoint import load_original_package, require_args
+from .hub import finish_conversion
 from .key_mapping import ENCODER_KEY_MAPPING, is_dropped, rename_key
 
-logger = logging.getLogger(__name__)
 
 LLM_DIR = "Qwen2-7B-Instruct"
 LLM_FILES = ("model.pth.tar", "asr_encoder.pth.tar", "cmvn.ark")
@@ -216,14 +216,7 @@ def convert_llm(
         **LLM_DECODING,
     ).save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    logger.info("wrote %s", output_dir)
-    if push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(push_to_hub, exist_ok=True)
-        api.upload_folder(folder_path=str(output_dir), repo_id=push_to_hub)
-    return output_dir
+    return finish_conversion(output_dir, push_to_hub)
 
 
 def main(argv: list[str] | None = None) -> None:
