@@ -664,3 +664,26 @@ def test_max_length_lowers_the_limit_despite_the_configs_max_new_tokens(trained_
     assert all(len(content(row, model.config)) <= 2 for row in capped)
     full = model.generate(**inputs, num_beams=1)
     assert [content(r, model.config)[:2] for r in full] == [content(r, model.config) for r in capped]
+
+
+def test_push_to_hub_uploads_the_converted_folder(monkeypatch, tmp_path):
+    """`--push_to_hub REPO_ID` creates the repo and uploads the folder (the Hub client is replaced here)."""
+    import huggingface_hub
+
+    from transformers_fireredasr.conversion.hub import finish_conversion
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, exist_ok):
+            calls.append(("create", repo_id, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id):
+            calls.append(("upload", folder_path, repo_id))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert finish_conversion(tmp_path, "me/fireredasr") == tmp_path
+    assert calls == [("create", "me/fireredasr", True), ("upload", str(tmp_path), "me/fireredasr")]
+    calls.clear()
+    finish_conversion(tmp_path, None)
+    assert calls == []

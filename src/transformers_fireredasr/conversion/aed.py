@@ -23,7 +23,6 @@ from .checkpoint import load_original_package, require_args
 from .hub import finish_conversion
 from .key_mapping import AED_PREFIXES, convert_state_dict
 
-
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
 AED_ARGS = ["idim", "odim", "d_model", "n_head", "n_layers_enc", "n_layers_dec", "kernel_size", "sos_id", "eos_id",
             "pad_id"]  # fmt: skip

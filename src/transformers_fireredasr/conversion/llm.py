@@ -31,7 +31,6 @@ from .checkpoint import load_original_package, require_args
 from .hub import finish_conversion
 from .key_mapping import ENCODER_KEY_MAPPING, is_dropped, rename_key
 
-
 LLM_DIR = "Qwen2-7B-Instruct"
 LLM_FILES = ("model.pth.tar", "asr_encoder.pth.tar", "cmvn.ark")
 LORA_SUBFOLDER = "lora_adapter"
