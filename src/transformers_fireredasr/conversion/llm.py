@@ -40,7 +40,16 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 _LORA_KEY = re.compile(r"^llm\.base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$")
 
 # Published decoding settings of FireRedASR-LLM (beam 3, repetition penalty 3.0, length penalty 1.0).
-LLM_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "temperature": 1.0, "top_p": 1.0}
+# `max_new_tokens` is only a ceiling: each utterance is limited to its number of speech vectors (the original's
+# rule); a value here also keeps the ASR pipeline from imposing its own 256-token default.
+LLM_DECODING = {
+    "num_beams": 3,
+    "repetition_penalty": 3.0,
+    "length_penalty": 1.0,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "max_new_tokens": 4096,
+}
 
 
 def split_llm_package(state_dict: dict) -> tuple[dict, dict, dict[str, dict[str, torch.Tensor]]]:
