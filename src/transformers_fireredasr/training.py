@@ -1,0 +1,113 @@
+"""What `Seq2SeqTrainer` needs to fine-tune FireRedASR: speech data collators and a CER metric."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
+
+
+def _audio_arrays(examples: Sequence[dict], audio_column: str, sampling_rate: int) -> list[np.ndarray]:
+    """The waveforms of `examples`, from a `datasets` Audio column (dicts with array/sampling_rate) or raw arrays."""
+    arrays = []
+    for index, example in enumerate(examples):
+        audio = example[audio_column]
+        if isinstance(audio, dict):
+            if audio.get("sampling_rate", sampling_rate) != sampling_rate:
+                raise ValueError(
+                    f"example {index}: audio at {audio['sampling_rate']} Hz, expected {sampling_rate} Hz "
+                    f"(cast the column: dataset.cast_column('{audio_column}', Audio(sampling_rate={sampling_rate})))"
+                )
+            audio = audio["array"]
+        elif hasattr(audio, "get_all_samples"):  # a torchcodec AudioDecoder from datasets >= 4
+            samples = audio.get_all_samples()
+            if samples.sample_rate != sampling_rate:
+                raise ValueError(f"example {index}: audio at {samples.sample_rate} Hz, expected {sampling_rate} Hz")
+            audio = samples.data.mean(0).numpy()
+        arrays.append(np.asarray(audio, dtype=np.float32))
+    return arrays
+
+
+@dataclass
+class FireRedAedDataCollator:
+    """Turns `{"audio": ..., "text": ...}` examples into a padded AED training batch.
+
+    Gives `input_features`, `attention_mask` and `labels` (token ids + `<eos>`, padding set to -100, so the loss
+    ignores it); the model builds the `<sos>`-shifted decoder inputs itself.
+    """
+
+    processor: FireRedAsrProcessor
+    audio_column: str = "audio"
+    text_column: str = "text"
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        sampling_rate = self.processor.feature_extractor.sampling_rate
+        audio = _audio_arrays(examples, self.audio_column, sampling_rate)
+        batch = self.processor.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors="pt")
+        texts = [example[self.text_column] for example in examples]
+        labels = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
+        batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"].ne(1), -100)
+        return dict(batch)
+
+
+@dataclass
+class FireRedLlmDataCollator:
+    """Turns `{"audio": ..., "text": ...}` examples into an LLM training batch: chat prompt with `<speech>`
+    placeholders + transcript + `<|im_end|>`, with `labels` on the transcript only."""
+
+    processor: FireRedLlmProcessor
+    audio_column: str = "audio"
+    text_column: str = "text"
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        sampling_rate = self.processor.feature_extractor.sampling_rate
+        audio = _audio_arrays(examples, self.audio_column, sampling_rate)
+        texts = [example[self.text_column] for example in examples]
+        return dict(self.processor(audio, text=texts, sampling_rate=sampling_rate))
+
+
+def character_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus CER with jiwer: character edits over reference characters, spaces ignored (as Mandarin is scored).
+
+    An empty reference (silence) counts every predicted character as an insertion.
+    """
+    import jiwer
+
+    predictions = ["".join(text.split()) for text in predictions]
+    references = ["".join(text.split()) for text in references]
+    total = sum(len(reference) for reference in references)
+    if total == 0:
+        raise ValueError("every reference is empty: CER is undefined")
+    errors = 0
+    for reference, prediction in zip(references, predictions, strict=True):
+        if reference:
+            counts = jiwer.process_characters(reference, prediction)
+            errors += counts.substitutions + counts.deletions + counts.insertions
+        else:
+            errors += len(prediction)
+    return errors / total
+
+
+def make_compute_metrics(tokenizer) -> Callable[[Any], dict[str, float]]:
+    """`compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: decodes predictions and labels, gives CER."""
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        predicted, labels = prediction.predictions, prediction.label_ids
+        if isinstance(predicted, tuple):
+            predicted = predicted[0]
+        pad = tokenizer.pad_token_id
+        predicted = np.where(predicted == -100, pad, predicted)
+        labels = np.where(labels == -100, pad, labels)
+        texts = tokenizer.batch_decode(predicted, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        return {"cer": character_error_rate(texts, references)}
+
+    return compute_metrics
+
+
+__all__ = ["FireRedAedDataCollator", "FireRedLlmDataCollator", "character_error_rate", "make_compute_metrics"]
