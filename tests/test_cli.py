@@ -1,0 +1,64 @@
+"""The `fireredasr-transcribe` command: formats, resampling, bad files that do not stop the good ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from transformers_fireredasr import cli
+
+
+@pytest.fixture(scope="module")
+def files(speech, tmp_path_factory):
+    """Two good wavs, the second also as 44.1 kHz stereo flac, a text file, an empty file, a missing path."""
+    folder = tmp_path_factory.mktemp("cli")
+    stereo = folder / "stereo_44k.flac"
+    subprocess.run(["sox", str(speech[2].path), "-r", "44100", "-c", "2", str(stereo)], check=True)
+    not_audio = folder / "notes.wav"
+    not_audio.write_text("this is not audio")
+    empty = folder / "empty.wav"
+    empty.write_bytes(b"")
+    return {
+        "good": [str(speech[0].path), str(speech[2].path)],
+        "stereo": str(stereo),
+        "bad": [str(not_audio), str(empty), str(folder / "missing.wav")],
+        "texts": [speech[0].text, speech[2].text],
+    }
+
+
+def test_transcribes_a_file(converted_aed_dir, files, capsys):
+    assert cli.main([files["good"][0], "--model", str(converted_aed_dir)]) == 0
+    assert capsys.readouterr().out.strip() == files["texts"][0]
+
+
+def test_any_rate_and_channels_and_jsonl(converted_aed_dir, files, capsys):
+    paths = [*files["good"], files["stereo"]]
+    code = cli.main([*paths, "--model", str(converted_aed_dir), "--output-format", "jsonl", "--batch-size", "2"])
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["path"] for row in rows] == paths
+    assert [row["text"] for row in rows] == [*files["texts"], files["texts"][1]]
+
+
+def test_bad_files_are_reported_and_the_rest_transcribed(converted_aed_dir, files, capsys):
+    paths = [files["bad"][0], files["good"][0], files["bad"][1], files["good"][1], files["bad"][2]]
+    assert cli.main([*paths, "--model", str(converted_aed_dir), "--num-beams", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"{p}\t{t}" for p, t in zip(files["good"], files["texts"], strict=True)]
+    for bad in files["bad"]:
+        assert bad in captured.err
+    assert "empty" in captured.err and "no such file" in captured.err and "not readable as audio" in captured.err
+
+
+def test_without_a_model(monkeypatch, files, capsys):
+    monkeypatch.setattr(cli, "bundled_model_dir", lambda: None)
+    assert cli.main(files["good"][:1]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "transformers_fireredasr.cli", "--help"], capture_output=True)
+    assert result.returncode == 0 and b"--output-format" in result.stdout
