@@ -58,7 +58,8 @@ def test_generated_ids_match_reference(merged, reference_llm, speech, decoding):
 def test_generation_config_holds_published_settings(merged):
     config = merged[0].generation_config
     assert (config.num_beams, config.repetition_penalty, config.length_penalty) == (3, 3.0, 1.0)
-    assert config.max_new_tokens == 4096  # a ceiling above any utterance's own limit, so the pipeline's 256 is not used
+    # A ceiling above any utterance's own limit, so the ASR pipeline's 256-token default is not used.
+    assert config.max_new_tokens == 4096
 
 
 @pytest.mark.parametrize("kwargs", [{"num_beams": 1, "repetition_penalty": 1.0}, {}], ids=["greedy", "published"])
