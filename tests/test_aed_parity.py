@@ -198,6 +198,14 @@ def test_sampling_and_transformers_beam_search_run(trained, speech):
     assert texts[0] == speech[0].text and texts[2] == speech[5].text
     scores = nbest.sequences_scores.view(2, 3)
     assert torch.all(scores[:, :-1] >= scores[:, 1:])
+    with torch.no_grad():  # precomputed encoder outputs, even as a plain tuple, take the same paths
+        encoded = model.get_encoder()(inputs["input_features"], attention_mask=inputs["attention_mask"])
+    for original in (True, False):
+        again = model.generate(
+            encoder_outputs=(encoded.last_hidden_state,), attention_mask=inputs["attention_mask"],
+            original_beam_search=original, num_beams=3,
+        )  # fmt: skip
+        assert processor.batch_decode(again, skip_special_tokens=True) == [speech[0].text, speech[5].text]
 
 
 def test_loss_and_labels(trained, speech):

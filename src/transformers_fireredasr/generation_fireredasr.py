@@ -25,7 +25,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .modeling_conformer import encoder_frame_mask
+from .modeling_conformer import FireRedConformerEncoderOutput, encoder_frame_mask
 
 FIREREDASR_GENERATION_DEFAULTS = {
     "original_beam_search": True,
@@ -235,9 +235,10 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 SmoothedLogSoftmaxProcessor(options["softmax_smoothing"], eos_token_id, options["eos_penalty"])
             )
         generation_config.max_new_tokens = int(limits.max())
-        if not isinstance(encoder_outputs, dict):
-            encoder_outputs = type(encoder_outputs)(last_hidden_state=encoder_outputs[0])
-        encoder_outputs["attention_mask"] = frame_mask
+        # transformers' search expands every tensor of the encoder output per beam, the frame mask included.
+        encoder_outputs = FireRedConformerEncoderOutput(
+            last_hidden_state=encoder_outputs[0], attention_mask=frame_mask
+        )
         return super().generate(
             generation_config=generation_config,
             logits_processor=processors,
