@@ -1,0 +1,71 @@
+"""The side-by-side benchmark runs at a tiny size and checks identical transcripts (speed is not asserted here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
+TINY = ["--size", "tiny", "--batch", "2", "--beam", "3", "--seconds", "2", "--repeats", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    pytest.importorskip("fireredasr.models.fireredasr_aed")
+    spec = importlib.util.spec_from_file_location("bench_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_speed"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench_speed", None)
+
+
+def table_rows(output: str, columns: list[str]) -> list[dict[str, str]]:
+    """The markdown table the script prints, as one dict per row."""
+    lines = [line for line in output.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == columns
+    assert set(lines[1].strip("|").split("|")) == {"---"}
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert all(len(row) == len(columns) for row in rows)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def test_tiny_run_reports_identical_transcripts(bench, capsys):
+    assert bench.main(TINY) == 0
+    output = capsys.readouterr().out
+    assert "all transcripts identical" in output
+    (row,) = table_rows(output, bench.TABLE_COLUMNS)
+    assert (row["size"], row["device"], row["dtype"], row["batch"], row["beam"]) == (
+        "tiny",
+        "cpu",
+        "float32",
+        "2",
+        "3",
+    )
+    assert float(row["audio s"]) == 4.0
+    assert float(row["tokens/utt"]) == 50.0  # the random decoder runs to the token limit
+    # Non-degenerate: the two utterances get different transcripts, so "identical" compares something.
+    assert row["transcripts"] == "identical (2/2 distinct)"
+    for name in ("ref wall s", "ours wall s", "ref RTF", "ours RTF", "ref peak MiB", "ours peak MiB"):
+        assert float(row[name]) >= 0.0
+    assert row["speed-up"].endswith("x") and float(row["speed-up"][:-1]) > 0.0
+
+
+def test_a_differing_transcript_fails_the_run(bench, capsys, monkeypatch):
+    run_ours = bench.run_ours
+
+    def altered(*args, **kwargs):
+        outputs = run_ours(*args, **kwargs)
+        outputs[1][7] += 1
+        return outputs
+
+    monkeypatch.setattr(bench, "run_ours", altered)
+    assert bench.main(TINY) == 1
+    output = capsys.readouterr().out
+    assert "TRANSCRIPTS DIFFER" in output and "utterance 1 (first difference at token 7)" in output
+    (row,) = table_rows(output, bench.TABLE_COLUMNS)
+    assert row["transcripts"].startswith("1 DIFFER")
