@@ -131,7 +131,9 @@ def original_beam_search(
         source_rows = torch.div(best, beams, rounding_mode="floor").view(rows) + row_offset
         new_tokens = torch.gather(top_tokens.view(batch, beams * beams), 1, best).view(rows, 1)
         ys = torch.cat((ys[source_rows], new_tokens), dim=1)
-        cache.reorder_cache(source_rows)
+        # Beams only move within their utterance, whose rows share one encoder output: the cross-attention cache
+        # needs no reordering (copying it every step cost 6-17% of decoding time on CPU, benchmarks/RESULTS.md).
+        cache.self_attention_cache.reorder_cache(source_rows)
         row_limit = row_limit[source_rows]
         finished = new_tokens.eq(eos_token_id)
 
