@@ -225,3 +225,14 @@ def test_conversion_cli_and_errors(llm_dir, tmp_path):
         for name in ("model.pth.tar", "cmvn.ark"):
             (broken / name).symlink_to(llm_dir / name)
         convert_llm(broken, tmp_path / "never")
+
+
+def test_half_precision_loading(converted_llm_dir, speech):
+    """bf16 loads everything in bf16; fp16 keeps the encoder and adapter in fp32 (`_keep_in_fp32_modules`)."""
+    for dtype, encoder_dtype in ((torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32)):
+        model, processor = load(converted_llm_dir, dtype=dtype)
+        assert model.language_model.lm_head.weight.dtype == dtype
+        assert model.encoder.subsampling.out.weight.dtype == encoder_dtype
+        assert model.projector.linear1.weight.dtype == encoder_dtype
+        sequences = generate(model, processor, [speech[0]], num_beams=1, repetition_penalty=1.0)
+        assert sequences.shape[0] == 1 and sequences.shape[1] > 0
