@@ -25,7 +25,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .modeling_conformer import FireRedConformerEncoderOutput, encoder_frame_mask
+from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
 
 FIREREDASR_GENERATION_DEFAULTS = {
     "original_beam_search": True,
@@ -184,10 +184,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
         if encoder_outputs is None:
             if input_features is None:
                 raise ValueError("generate() needs input_features (or encoder_outputs)")
-            if not torch.is_floating_point(input_features):
-                raise ValueError(f"input_features must be floating point, got {input_features.dtype}")
-            if not bool(torch.isfinite(input_features).all()):
-                raise ValueError("input_features contain NaN or infinite values")
+            check_input_features(input_features, self.config.encoder_config.num_mel_bins)
             encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
         frame_mask = encoder_frame_mask(encoder_outputs, attention_mask)
         if frame_mask is None:

@@ -70,6 +70,25 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+def check_feature_shape(input_features: torch.Tensor, num_mel_bins: int) -> None:
+    """Raises ValueError unless `input_features` is `(batch, frames >= 1, num_mel_bins)`."""
+    if input_features.dim() != 3 or input_features.shape[-1] != num_mel_bins:
+        raise ValueError(
+            f"input_features must have shape (batch, frames, {num_mel_bins}), got {tuple(input_features.shape)}"
+        )
+    if input_features.shape[1] == 0:
+        raise ValueError("input_features have no frames: audio must be at least one 25 ms frame long")
+
+
+def check_input_features(input_features: torch.Tensor, num_mel_bins: int) -> None:
+    """What `generate()` checks once before decoding: the shape, a floating dtype, and no NaN/inf values."""
+    check_feature_shape(input_features, num_mel_bins)
+    if not torch.is_floating_point(input_features):
+        raise ValueError(f"input_features must be floating point, got {input_features.dtype}")
+    if not bool(torch.isfinite(input_features).all()):
+        raise ValueError("input_features contain NaN or infinite values")
+
+
 class FireRedConformerSubsampling(nn.Module):
     """Two 3x3 stride-2 convolutions with ReLU, then a projection to the model width (4x fewer frames)."""
 
@@ -297,13 +316,7 @@ class FireRedConformerEncoder(FireRedConformerPreTrainedModel):
             input_features: `(batch, frames, num_mel_bins)` normalised fbank features.
             attention_mask: `(batch, frames)`, 1 for real frames, 0 for padding; all frames are real when omitted.
         """
-        if input_features.dim() != 3 or input_features.shape[-1] != self.config.num_mel_bins:
-            raise ValueError(
-                f"input_features must have shape (batch, frames, {self.config.num_mel_bins}), "
-                f"got {tuple(input_features.shape)}"
-            )
-        if input_features.shape[1] == 0:
-            raise ValueError("input_features have no frames: audio must be at least one 25 ms frame long")
+        check_feature_shape(input_features, self.config.num_mel_bins)
         if attention_mask is None:
             attention_mask = torch.ones(input_features.shape[:2], dtype=torch.bool, device=input_features.device)
         elif attention_mask.shape != input_features.shape[:2]:
@@ -335,6 +348,8 @@ __all__ = [
     "FireRedConformerEncoder",
     "FireRedConformerEncoderOutput",
     "FireRedConformerPreTrainedModel",
+    "check_feature_shape",
+    "check_input_features",
     "encoder_frame_mask",
     "sinusoid_encoding",
 ]

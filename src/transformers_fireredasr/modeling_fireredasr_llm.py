@@ -20,7 +20,7 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_fireredasr import FireRedLlmConfig
-from .modeling_conformer import FireRedConformerEncoder, init_relative_position_biases
+from .modeling_conformer import FireRedConformerEncoder, check_input_features, init_relative_position_biases
 
 
 class FireRedLlmAdapter(nn.Module):
@@ -218,10 +218,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             input_ids, attention_mask = None, None
         if input_features is None:
             raise ValueError("generate() needs input_features (audio features from the processor)")
-        if input_features.dim() != 3:
-            raise ValueError(f"input_features must have shape (batch, frames, 80), got {tuple(input_features.shape)}")
-        if not bool(torch.isfinite(input_features).all()):
-            raise ValueError("input_features contain NaN or infinite values")
+        check_input_features(input_features, self.config.encoder_config.num_mel_bins)
 
         speech, lengths = self.get_speech_features(input_features, feature_attention_mask)
         if input_ids is None:
