@@ -21,6 +21,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_fireredasr import FireRedLlmConfig
 from .modeling_conformer import FireRedConformerEncoder, check_input_features, init_relative_position_biases
+from .processing_fireredasr import left_pad
 
 
 class FireRedLlmAdapter(nn.Module):
@@ -154,11 +155,8 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         if prefix is None or suffix is None:
             raise ValueError("config.prompt_prefix_ids/prompt_suffix_ids are unset: pass input_ids from the processor")
         rows = [prefix + [self.config.speech_token_id] * int(n) + suffix for n in lengths.tolist()]
-        width = max(len(row) for row in rows)
         pad = self.config.text_config.pad_token_id
-        pad = pad if pad is not None else 0
-        input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
-        attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        input_ids, attention_mask = left_pad(rows, pad if pad is not None else 0)
         return input_ids.to(self.device), attention_mask.to(self.device)
 
     def forward(

@@ -7,6 +7,9 @@ import re
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
+from .modeling_conformer import FireRedConformerPreTrainedModel
+from .tokenization_fireredasr import CJK_CHAR
+
 
 class FireRedAsrProcessor(ProcessorMixin):
     """Wraps [`FireRedAsrFeatureExtractor`] and [`FireRedAsrTokenizer`] for FireRedASR-AED.
@@ -39,13 +42,20 @@ PROMPT_PREFIX = "<|im_start|>user\n"
 PROMPT_SUFFIX = "请转写音频为文字<|im_end|>\n<|im_start|>assistant\n"
 TRANSCRIPT_END = "<|im_end|>"
 _PUNCTUATION = re.compile(r"[，。？！,\.!?《》（）\·“”、\\/]")
-_CJK_CHAR = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff])")
 
 
 def clean_transcript(text: str) -> str:
     """Normalises a training transcript like the original: no punctuation, no spaces between Hanzi, lower case."""
     text = re.sub(r"\s+", " ", _PUNCTUATION.sub("", text))
-    return "".join(part for part in _CJK_CHAR.split(text.strip()) if part.strip()).strip().lower()
+    return "".join(part for part in CJK_CHAR.split(text.strip()) if part.strip()).strip().lower()
+
+
+def left_pad(rows: list[list[int]], value: int) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """Left-pads token rows with `value`; returns the ids and the attention mask (0 on padding)."""
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([[value] * (width - len(row)) + row for row in rows])
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+    return ids, mask
 
 
 class FireRedLlmProcessor(ProcessorMixin):
@@ -68,7 +78,8 @@ class FireRedLlmProcessor(ProcessorMixin):
 
     def speech_lengths(self, frame_counts) -> list[int]:
         """Speech vectors per utterance: encoder frames ceil(frames / 4), spliced by the downsample rate."""
-        return [((int(frames) + 3) // 4) // self.encoder_downsample_rate for frames in frame_counts]
+        encoder_frames = FireRedConformerPreTrainedModel._get_feat_extract_output_lengths
+        return [encoder_frames(int(frames)) // self.encoder_downsample_rate for frames in frame_counts]
 
     def prompt_ids(self) -> tuple[list[int], list[int]]:
         """Token ids of the prompt before and after the `<speech>` placeholders."""
@@ -94,17 +105,16 @@ class FireRedLlmProcessor(ProcessorMixin):
                 )
             rows.append(prompt + target)
             label_rows.append([-100] * len(prompt) + target)
-        width = max(len(row) for row in rows)
-        pad = self.tokenizer.pad_token_id
+        input_ids, attention_mask = left_pad(rows, self.tokenizer.pad_token_id)
         batch = {
-            "input_ids": torch.tensor([[pad] * (width - len(r)) + r for r in rows]),
-            "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
             "input_features": features["input_features"],
             "feature_attention_mask": features["attention_mask"],
         }
         if texts is not None:
-            batch["labels"] = torch.tensor([[-100] * (width - len(r)) + r for r in label_rows])
+            batch["labels"] = left_pad(label_rows, -100)[0]
         return BatchFeature(batch)
 
 
-__all__ = ["FireRedAsrProcessor", "FireRedLlmProcessor", "clean_transcript"]
+__all__ = ["FireRedAsrProcessor", "FireRedLlmProcessor", "clean_transcript", "left_pad"]
