@@ -1,0 +1,73 @@
+"""The synthetic Mandarin corpus: its character set, held-out sentences, reproducibility and `datasets` loading."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from tests.audio import requires_espeak
+from transformers_fireredasr import synthetic_corpus as corpus
+
+HANZI = re.compile(r"^[\u4e00-\u9fff]+$")
+
+
+def test_inventory_has_300_plus_distinct_readings():
+    inventory = corpus.hanzi_inventory()
+    assert len(inventory) >= 300
+    assert all(HANZI.match(char) and len(char) == 1 for char in inventory)
+    # No two characters share a pinyin + tone, so homophones cannot cap accuracy.
+    assert len(set(inventory.values())) == len(inventory)
+    assert all(re.fullmatch(r"[a-z]+[1-5]", reading) for reading in inventory.values())
+
+
+def test_words_use_only_inventory_characters():
+    inventory = corpus.hanzi_inventory()
+    words = corpus.word_list()
+    assert len(words) >= 1000
+    assert all(2 <= len(word) <= 4 and set(word) <= set(inventory) for word in words)
+
+
+def test_sentences_are_reproducible_distinct_and_cover_the_inventory():
+    first = corpus.make_sentences(2000, seed=3)
+    assert first == corpus.make_sentences(2000, seed=3)
+    assert first != corpus.make_sentences(2000, seed=4)
+    assert len(set(first)) == 2000
+    assert all(4 <= len(sentence) <= 12 for sentence in first)
+    covered = {char for sentence in first for char in sentence}
+    assert covered == set(corpus.hanzi_inventory())
+
+
+def test_held_out_sentences_never_appear_in_training():
+    train = corpus.make_sentences(3000, seed=0, min_chars=2, max_chars=3)
+    test = corpus.make_sentences(300, seed=1, min_chars=2, max_chars=3, exclude=set(train))
+    assert not set(test) & set(train) and len(set(test)) == 300
+    with pytest.raises(ValueError, match="min_chars"):
+        corpus.make_sentences(1, seed=0, min_chars=5, max_chars=4)
+
+
+@requires_espeak
+def test_build_corpus_is_an_audiofolder_and_reproducible(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    first = corpus.build_corpus(tmp_path / "a", num_train=5, num_test=3, seed=7)
+    corpus.build_corpus(tmp_path / "b", num_train=5, num_test=3, seed=7)
+    for split, count in (("train", 5), ("test", 3)):
+        for index in range(count):
+            name = f"{split}/{index:06d}.wav"
+            digests = {hashlib.sha256((tmp_path / run / name).read_bytes()).hexdigest() for run in ("a", "b")}
+            assert len(digests) == 1, f"{name} differs between two runs with the same seed"
+    data = datasets.load_dataset("audiofolder", data_dir=str(first))
+    assert data["train"].num_rows == 5 and data["test"].num_rows == 3
+    assert not set(data["test"]["transcription"]) & set(data["train"]["transcription"])
+    example = data["train"].cast_column("audio", datasets.Audio(sampling_rate=16000))[0]
+    samples = example["audio"].get_all_samples()
+    assert samples.sample_rate == 16000 and samples.data.shape[0] == 1 and samples.data.shape[1] > 8000
+    assert HANZI.match(example["transcription"])
+
+
+@requires_espeak
+def test_command_line(tmp_path, capsys):
+    assert corpus.main([str(tmp_path), "--num-train", "2", "--num-test", "1", "--seed", "1"]) == 0
+    assert "2 training and 1 test" in capsys.readouterr().out
+    assert (tmp_path / "train" / "metadata.csv").read_text(encoding="utf-8").startswith("file_name,transcription")
