@@ -6,6 +6,7 @@ Relative positions are computed for any length (the original's fixed 5000-entry 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -269,6 +270,20 @@ def init_relative_position_biases(module: nn.Module, std: float) -> None:
         init.normal_(module.bias_v, mean=0.0, std=std)
 
 
+def init_conv_like_torch(module: nn.Conv1d | nn.Conv2d) -> None:
+    """PyTorch's default convolution init (Kaiming-uniform, a=sqrt(5); bias U(+-1/sqrt(fan_in))).
+
+    Diverges from transformers' usual N(0, initializer_range) on purpose: the original was trained from PyTorch's
+    defaults, and the 1-input-channel subsampling convolution (fan-in 9) at std 0.02 shrinks the audio ~100x, so a
+    model trained from scratch learns to ignore it.
+    """
+    fan_in = module.weight[0].numel()
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        bound = 1 / math.sqrt(fan_in)
+        init.uniform_(module.bias, -bound, bound)
+
+
 class FireRedConformerPreTrainedModel(PreTrainedModel):
     """Weight initialisation and attention-backend flags shared by the FireRedASR encoder."""
 
@@ -285,6 +300,8 @@ class FireRedConformerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         init_relative_position_biases(module, getattr(self.config, "initializer_range", 0.02))
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            init_conv_like_torch(module)
 
     @staticmethod
     def _get_feat_extract_output_lengths(input_lengths: torch.Tensor) -> torch.Tensor:
