@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 
 
@@ -110,4 +112,71 @@ def make_compute_metrics(tokenizer) -> Callable[[Any], dict[str, float]]:
     return compute_metrics
 
 
-__all__ = ["FireRedAedDataCollator", "FireRedLlmDataCollator", "character_error_rate", "make_compute_metrics"]
+class CtcAuxiliaryHead(torch.nn.Module):
+    """A training-only CTC head on the encoder output, for joint CTC-attention training of a new model.
+
+    Learning to align from scratch is slow for attention alone (the loss sits at the unigram entropy for thousands of
+    steps); an auxiliary CTC loss on the encoder (as in ESPnet and WeNet recipes) makes it learn to align early. The
+    head is not part of the model and is not saved: the released architecture has no CTC branch.
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, blank_id: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(hidden_size, vocab_size)
+        self.blank_id = blank_id
+
+    def forward(
+        self, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, labels: torch.Tensor, ignore_ids: Sequence[int]
+    ) -> torch.Tensor:
+        """Mean CTC loss per target token; `labels` padded with -100, ids in `ignore_ids` (e.g. `<eos>`) dropped."""
+        log_probs = self.proj(encoder_hidden).float().log_softmax(-1).transpose(0, 1)
+        keep = labels.ne(-100)
+        for token in ignore_ids:
+            keep &= labels.ne(token)
+        targets = labels[keep]
+        target_lengths = keep.sum(-1)
+        input_lengths = encoder_mask.sum(-1)
+        loss = torch.nn.functional.ctc_loss(
+            log_probs, targets, input_lengths, target_lengths, blank=self.blank_id, reduction="sum", zero_infinity=True
+        )
+        return loss / target_lengths.sum().clamp_min(1)
+
+
+SPECIAL_TOKENS = ("<blank>", "<unk>", "<pad>", "<sos>", "<eos>", "<space>")
+
+
+def write_char_vocab(texts: Sequence[str], path: str | Path) -> Path:
+    """Writes a FireRedASR `dict.txt` for training from scratch: the original's special tokens (ids 0-4 as in the
+    release: `<blank> <unk> <pad> <sos> <eos>`), `<space>`, then every distinct non-space character of `texts`."""
+    chars = sorted({char for text in texts for char in text if not char.isspace()})
+    tokens = list(SPECIAL_TOKENS) + [char for char in chars if char not in SPECIAL_TOKENS]
+    path = Path(path)
+    path.write_text("".join(f"{token} {index}\n" for index, token in enumerate(tokens)), encoding="utf-8")
+    return path
+
+
+def fit_cmvn(feature_extractor: FireRedAsrFeatureExtractor, audio: Sequence[np.ndarray]) -> FireRedAsrFeatureExtractor:
+    """A copy of `feature_extractor` whose global CMVN (per-bin mean and 1/std) is measured on `audio` (16 kHz)."""
+    if not audio:
+        raise ValueError("fit_cmvn needs at least one waveform")
+    settings = {key: value for key, value in feature_extractor.to_dict().items() if key != "feature_extractor_type"}
+    plain = FireRedAsrFeatureExtractor(**{**settings, "cmvn_mean": None, "cmvn_istd": None})
+    total, total_sq, count = 0.0, 0.0, 0
+    for waveform in audio:
+        features = plain(waveform, sampling_rate=plain.sampling_rate, return_tensors="pt")["input_features"][0]
+        features = features.double()
+        total, total_sq, count = total + features.sum(0), total_sq + (features**2).sum(0), count + len(features)
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(1e-20).sqrt()
+    return FireRedAsrFeatureExtractor(**{**settings, "cmvn_mean": mean.tolist(), "cmvn_istd": (1.0 / std).tolist()})
+
+
+__all__ = [
+    "CtcAuxiliaryHead",
+    "FireRedAedDataCollator",
+    "fit_cmvn",
+    "write_char_vocab",
+    "FireRedLlmDataCollator",
+    "character_error_rate",
+    "make_compute_metrics",
+]

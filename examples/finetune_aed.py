@@ -1,0 +1,263 @@
+#!/usr/bin/env python
+"""Fine-tune FireRedASR-AED (or train a small one from scratch) with `Seq2SeqTrainer`.
+
+The data is any `datasets` audio folder or dataset with an audio column and a transcript column, such as the
+synthetic corpus of `fireredasr-make-corpus`. Every `Seq2SeqTrainingArguments` flag works (`--max_steps`,
+`--save_steps`, `--report_to`, ...); progress bars and checkpoints come from the Trainer.
+
+Fine-tune a converted model:
+
+    python examples/finetune_aed.py --model_name_or_path ./FireRedASR-AED-L-hf --data_dir ./corpus \\
+        --output_dir ./aed-finetuned --max_steps 2000
+
+Train a small model from scratch (how the bundled demo model was made, see its README.md):
+
+    fireredasr-make-corpus ./corpus --num-train 8000 --num-test 300
+    python examples/finetune_aed.py --data_dir ./corpus --output_dir ./demo --hidden_size 128 ...
+
+Data-parallel on several processes (gloo on CPU, nccl on GPUs): `torchrun --nproc_per_node 2 examples/finetune_aed.py ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+import torch
+from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+
+from transformers_fireredasr import (
+    FireRedAedConfig,
+    FireRedAedForConditionalGeneration,
+    FireRedAsrFeatureExtractor,
+    FireRedAsrProcessor,
+    FireRedAsrTokenizer,
+)
+from transformers_fireredasr.conversion.aed import AED_DECODING
+from transformers_fireredasr.modeling_conformer import encoder_frame_mask
+from transformers_fireredasr.training import (
+    CtcAuxiliaryHead,
+    FireRedAedDataCollator,
+    fit_cmvn,
+    make_compute_metrics,
+    write_char_vocab,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """The model to fine-tune, or the sizes of a new one trained from scratch."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Converted model folder or Hub id; leave unset to train from scratch."}
+    )
+    hidden_size: int = field(default=128, metadata={"help": "From scratch: encoder and decoder width."})
+    encoder_layers: int = field(default=5, metadata={"help": "From scratch: Conformer blocks."})
+    decoder_layers: int = field(default=2, metadata={"help": "From scratch: decoder layers."})
+    attention_heads: int = field(default=4, metadata={"help": "From scratch: attention heads."})
+    ffn_dim: int = field(default=384, metadata={"help": "From scratch: feed-forward width."})
+    conv_kernel_size: int = field(default=15, metadata={"help": "From scratch: Conformer depthwise kernel."})
+    dropout: float = field(default=0.1, metadata={"help": "From scratch: residual and activation dropout."})
+    initializer_range: float = field(
+        default=0.05, metadata={"help": "From scratch: std of the initial weights (about PyTorch's default here)."}
+    )
+    cmvn_utterances: int = field(default=500, metadata={"help": "From scratch: utterances to measure CMVN on."})
+    ctc_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a training-only CTC loss on the encoder (0.3 helps a new model learn to align)."},
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the audio and transcripts come from."""
+
+    data_dir: str | None = field(default=None, metadata={"help": "An audiofolder (train/ and test/ with metadata)."})
+    dataset_name: str | None = field(default=None, metadata={"help": "A `datasets` name or path instead."})
+    train_split: str = field(default="train")
+    eval_split: str = field(default="test")
+    audio_column: str = field(default="audio")
+    text_column: str = field(default="transcription")
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+
+
+def load_data(data_args: DataArguments, sampling_rate: int) -> datasets.DatasetDict:
+    if data_args.data_dir:
+        data = datasets.load_dataset("audiofolder", data_dir=data_args.data_dir)
+    elif data_args.dataset_name:
+        data = datasets.load_dataset(data_args.dataset_name)
+    else:
+        raise ValueError("pass --data_dir (an audiofolder) or --dataset_name")
+    for split, limit in ((data_args.train_split, data_args.max_train_samples), (data_args.eval_split, data_args.max_eval_samples)):  # fmt: skip
+        if split in data and limit is not None:
+            data[split] = data[split].select(range(min(limit, len(data[split]))))
+    # Transcript length stands in for audio length so that batches group similar lengths (less padding).
+    data = data.map(lambda text: {"input_length": len(text)}, input_columns=[data_args.text_column])
+    return data.cast_column(data_args.audio_column, datasets.Audio(sampling_rate=sampling_rate))
+
+
+def new_model_and_processor(
+    model_args: ModelArguments, train: datasets.Dataset, data_args: DataArguments, output_dir: str
+) -> tuple[FireRedAedForConditionalGeneration, FireRedAsrProcessor]:
+    """A fresh model with a character vocabulary of the training transcripts and CMVN measured on the training audio."""
+    vocab = write_char_vocab(train[data_args.text_column], f"{output_dir}/dict.txt")
+    tokenizer = FireRedAsrTokenizer(vocab_file=str(vocab))
+    sample = train.select(range(min(model_args.cmvn_utterances, len(train))))
+    audio = [np.asarray(example[data_args.audio_column]["array"], dtype=np.float32) for example in sample]
+    feature_extractor = fit_cmvn(FireRedAsrFeatureExtractor(), audio)
+    processor = FireRedAsrProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    config = FireRedAedConfig(
+        encoder_config=dict(
+            hidden_size=model_args.hidden_size,
+            num_hidden_layers=model_args.encoder_layers,
+            num_attention_heads=model_args.attention_heads,
+            intermediate_size=model_args.ffn_dim,
+            conv_kernel_size=model_args.conv_kernel_size,
+            hidden_dropout=model_args.dropout,
+            activation_dropout=model_args.dropout,
+            initializer_range=model_args.initializer_range,
+        ),
+        initializer_range=model_args.initializer_range,
+        vocab_size=len(tokenizer),
+        d_model=model_args.hidden_size,
+        decoder_layers=model_args.decoder_layers,
+        decoder_attention_heads=model_args.attention_heads,
+        decoder_ffn_dim=model_args.ffn_dim,
+        dropout=model_args.dropout,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+        blank_token_id=tokenizer.convert_tokens_to_ids("<blank>"),
+    )
+    model = FireRedAedForConditionalGeneration(config)
+    model.generation_config.update(**AED_DECODING)
+    return model, processor
+
+
+class JointCtcSeq2SeqTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose training loss is `(1 - w) * attention loss + w * CTC loss` on the encoder output.
+
+    The CTC head (`CtcAuxiliaryHead`) lives outside the model, so checkpoints hold only the released architecture;
+    it joins the optimizer as its own parameter group. Under DDP the head is not wrapped, so its gradients are not
+    averaged across processes (each keeps its own head); the model's gradients are.
+    """
+
+    def __init__(self, *args, ctc_head: CtcAuxiliaryHead, ctc_weight: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ctc_head = ctc_head.to(self.args.device)
+        self.ctc_weight = ctc_weight
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        # Added before the scheduler is made, so the learning-rate schedule covers the head too.
+        optimizer.add_param_group({"params": list(self.ctc_head.parameters()), "weight_decay": 0.0})
+        return optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        loss = outputs.loss
+        if model.training and self.ctc_weight > 0:
+            encoder_mask = encoder_frame_mask((outputs.encoder_last_hidden_state,), inputs.get("attention_mask"))
+            if encoder_mask is None:
+                encoder_mask = torch.ones(outputs.encoder_last_hidden_state.shape[:2], device=loss.device)
+            ctc = self.ctc_head(
+                outputs.encoder_last_hidden_state, encoder_mask.long(), inputs["labels"], [model.config.eos_token_id]
+            )
+            loss = (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
+        return (loss, outputs) if return_outputs else loss
+
+
+def main() -> None:
+    parser = HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments))
+    # Defaults that suit speech: keep the audio column for the collator, decode to score CER, small eval batches.
+    parser.set_defaults(
+        output_dir="fireredasr-aed-finetuned",
+        remove_unused_columns=False,
+        predict_with_generate=True,
+        generation_num_beams=1,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=32,
+        learning_rate=1e-3,
+        warmup_steps=500,
+        lr_scheduler_type="cosine",
+        weight_decay=0.01,
+        max_steps=6000,
+        logging_steps=50,
+        save_steps=1000,
+        save_total_limit=2,
+        eval_strategy="no",
+        report_to="none",
+        dataloader_num_workers=0,
+        label_names=["labels"],
+        train_sampling_strategy="group_by_length",
+        length_column_name="input_length",
+    )
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(sys.argv[1])
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(training_args.seed)
+    # Subnormal floats (tiny gradients and Adam moments) make x86 CPUs 10-20x slower; training does not need them.
+    torch.set_flush_denormal(True)
+
+    if model_args.model_name_or_path:
+        processor = FireRedAsrProcessor.from_pretrained(model_args.model_name_or_path)
+        model = FireRedAedForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+        data = load_data(data_args, processor.feature_extractor.sampling_rate)
+    else:
+        data = load_data(data_args, FireRedAsrFeatureExtractor().sampling_rate)
+        with training_args.main_process_first(desc="vocabulary and CMVN"):
+            os.makedirs(training_args.output_dir, exist_ok=True)
+            model, processor = new_model_and_processor(
+                model_args, data[data_args.train_split], data_args, training_args.output_dir
+            )
+    logger.info(
+        "model: %.2fM parameters; training processes: %d", model.num_parameters() / 1e6, training_args.world_size
+    )
+
+    eval_data = data[data_args.eval_split] if data_args.eval_split in data else None
+    trainer_class, extra = Seq2SeqTrainer, {}
+    if model_args.ctc_weight > 0:
+        blank = processor.tokenizer.convert_tokens_to_ids("<blank>")
+        head = CtcAuxiliaryHead(model.config.d_model, model.config.vocab_size, blank)
+        trainer_class, extra = JointCtcSeq2SeqTrainer, {"ctc_head": head, "ctc_weight": model_args.ctc_weight}
+    trainer = trainer_class(
+        **extra,
+        model=model,
+        args=training_args,
+        train_dataset=data[data_args.train_split],
+        eval_dataset=eval_data,
+        data_collator=FireRedAedDataCollator(
+            processor, audio_column=data_args.audio_column, text_column=data_args.text_column
+        ),
+        processing_class=processor,
+        compute_metrics=make_compute_metrics(processor.tokenizer),
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()  # model, generation config and processor files
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+
+    if eval_data is not None:
+        metrics = trainer.evaluate(metric_key_prefix="eval")
+        metrics["eval_samples"] = len(eval_data)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        if trainer.is_world_process_zero():
+            print(json.dumps({"eval_cer": metrics.get("eval_cer"), "eval_loss": metrics.get("eval_loss")}))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`examples/finetune_aed.py` end to end on a tiny synthetic corpus: one process, and two under torchrun (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio import requires_espeak
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "finetune_aed.py"
+TINY = [
+    "--hidden_size", "32", "--attention_heads", "2", "--encoder_layers", "1", "--decoder_layers", "1",
+    "--ffn_dim", "64", "--conv_kernel_size", "3", "--per_device_train_batch_size", "4",
+    "--per_device_eval_batch_size", "4", "--warmup_steps", "1", "--logging_steps", "1", "--cmvn_utterances", "8",
+    "--generation_max_length", "20",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    pytest.importorskip("datasets")
+    from transformers_fireredasr.synthetic_corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("corpus"), num_train=12, num_test=4, seed=5)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, **kwargs)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@requires_espeak
+def test_from_scratch_trains_saves_and_transcribes(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data_dir", str(tiny_corpus), "--output_dir", str(out), "--max_steps", "6", "--save_steps", "3"]
+    result = run([sys.executable, str(EXAMPLE), *args, *TINY])
+    assert "training processes: 1" in result.stderr
+    for name in ("model.safetensors", "config.json", "generation_config.json", "dict.txt", "processor_config.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+    metrics = json.loads((out / "all_results.json").read_text())
+    assert metrics["eval_samples"] == 4 and 0.0 <= metrics["eval_cer"] and metrics["train_loss"] > 0
+
+    from transformers import pipeline
+
+    import transformers_fireredasr  # noqa: F401
+
+    asr = pipeline("automatic-speech-recognition", model=str(out))
+    text = asr(str(tiny_corpus / "test" / "000000.wav"), generate_kwargs={"num_beams": 1, "max_new_tokens": 5})["text"]
+    assert isinstance(text, str)
+
+
+@requires_espeak
+def test_fine_tunes_an_existing_model_for_a_few_steps(tiny_corpus, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--data_dir", str(tiny_corpus), "--max_steps", "2", "--save_steps", "100", *TINY]
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(first), *common])
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(second), "--model_name_or_path", str(first), *common])
+    from safetensors.torch import load_file
+
+    before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert before.keys() == after.keys() and any((before[k] != after[k]).any() for k in before)
+
+
+@requires_espeak
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_data_parallel_under_torchrun(tiny_corpus, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        "torchrun", "--nproc_per_node", "2", "--master_port", "29517", str(EXAMPLE),
+        "--data_dir", str(tiny_corpus), "--output_dir", str(out), "--max_steps", "3", "--save_steps", "100",
+        "--ddp_backend", "gloo", *TINY,
+    ]  # fmt: skip
+    result = run(command)
+    assert result.stderr.count("training processes: 2") == 2
+    state = json.loads((out / "train_results.json").read_text())
+    assert state["train_loss"] > 0
+    assert (out / "model.safetensors").is_file()
