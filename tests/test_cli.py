@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,13 +35,33 @@ def test_transcribes_a_file(converted_aed_dir, files, capsys):
     assert capsys.readouterr().out.strip() == files["texts"][0]
 
 
-def test_any_rate_and_channels_and_jsonl(converted_aed_dir, files, capsys):
+def test_any_rate_and_channels(converted_aed_dir, files, capsys):
+    paths = [*files["good"], files["stereo"]]
+    assert cli.main([*paths, "--model", str(converted_aed_dir), "--batch-size", "2", "--no-progress"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert rows == [[p, t] for p, t in zip(paths, [*files["texts"], files["texts"][1]], strict=True)]
+
+
+def test_jsonl_has_timestamped_chunks(converted_aed_dir, files, capsys):
     paths = [*files["good"], files["stereo"]]
     code = cli.main([*paths, "--model", str(converted_aed_dir), "--output-format", "jsonl", "--batch-size", "2"])
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["path"] for row in rows] == paths
-    assert [row["text"] for row in rows] == [*files["texts"], files["texts"][1]]
+    for row in rows:
+        assert row["chunks"] and row["text"] == "".join(chunk["text"] for chunk in row["chunks"])
+        assert all(0 <= chunk["start"] < chunk["end"] <= 5.0 for chunk in row["chunks"])
+
+
+def test_srt_file(converted_aed_dir, files, tmp_path, capsys):
+    code = cli.main(
+        [files["good"][0], "--model", str(converted_aed_dir), "--output-format", "srt", "--output-dir", str(tmp_path)]
+    )
+    assert code == 0
+    srt = (tmp_path / (Path(files["good"][0]).stem + ".srt")).read_text(encoding="utf-8")
+    assert srt.startswith("1\n00:00:00,") and " --> 00:00:0" in srt
+    assert capsys.readouterr().out.strip() == str(tmp_path / (Path(files["good"][0]).stem + ".srt"))
+    assert cli.srt_timestamp(3725.5) == "01:02:05,500"
 
 
 def test_bad_files_are_reported_and_the_rest_transcribed(converted_aed_dir, files, capsys):

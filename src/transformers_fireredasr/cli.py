@@ -1,7 +1,8 @@
 """`fireredasr-transcribe`: transcribe audio files from the command line with any FireRedASR model folder or Hub id.
 
-Audio in any format and sampling rate ffmpeg reads is decoded to 16 kHz mono. A file that cannot be read or
-transcribed is reported on stderr and the others are still transcribed; any failure makes the exit code 1.
+Audio in any format and sampling rate ffmpeg reads is decoded to 16 kHz mono; long recordings are cut into speech
+segments (silero-vad) and transcribed in batches. A file that cannot be read or transcribed is reported on stderr
+at the end and the others are still transcribed; any failure makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from .audio_io import decode_file
 
 SAMPLING_RATE = 16000
 
@@ -25,23 +29,25 @@ def bundled_model_dir() -> Path | None:
 
 def read_audio(path: str) -> np.ndarray:
     """Decodes `path` to float32 mono 16 kHz with ffmpeg; raises ValueError naming the file when that fails."""
-    from transformers.pipelines.audio_utils import ffmpeg_read
+    return decode_file(path, SAMPLING_RATE)
 
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"{path}: no such file")
-    data = file.read_bytes()
-    if not data:
-        raise ValueError(f"{path}: the file is empty")
-    try:
-        audio = ffmpeg_read(data, SAMPLING_RATE)
-    except ValueError as error:
-        raise ValueError(f"{path}: not readable as audio ({error})") from error
-    if audio.size == 0:
-        raise ValueError(f"{path}: not readable as audio (ffmpeg decoded no samples)")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{path}: the audio contains NaN or infinite samples")
-    return audio
+
+def srt_timestamp(seconds: float) -> str:
+    """`HH:MM:SS,mmm` as SubRip writes times."""
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def to_srt(chunks: Sequence[dict]) -> str:
+    """SubRip subtitles, one cue per timestamped chunk."""
+    cues = []
+    for number, chunk in enumerate(chunks, start=1):
+        start, end = chunk["timestamp"]
+        cues.append(f"{number}\n{srt_timestamp(start)} --> {srt_timestamp(end)}\n{chunk['text']}\n")
+    return "\n".join(cues)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -52,11 +58,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--output-format", default="text", choices=["text", "jsonl"])
+    parser.add_argument(
+        "--output-format",
+        default="text",
+        choices=["text", "jsonl", "srt"],
+        help="text: the transcript; jsonl: one JSON object per file with path, text and timestamped chunks; "
+        "srt: subtitles written to OUTPUT_DIR/<name>.srt",
+    )
+    parser.add_argument("--output-dir", default=".", help="where srt files go (default: the current folder)")
+    parser.add_argument(
+        "--max-segment-seconds",
+        type=float,
+        default=None,
+        help="longest piece decoded at once (default: 60 AED, 30 LLM)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     options = parser.parse_args(argv)
     if options.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     return options
+
+
+def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failures: list[str]) -> list:
+    """Pipeline results for `(path, audio)` pairs; if the batch fails, retries file by file so that one bad file
+    loses only itself (its error goes to `failures`, its result is None)."""
+    if not batch:
+        return []
+    try:
+        return list(asr([audio for _, audio in batch], batch_size=batch_size, **call_kwargs))
+    except Exception:
+        results = []
+        for path, audio in batch:
+            try:
+                results.append(asr(audio, batch_size=batch_size, **call_kwargs))
+            except Exception as error:
+                failures.append(f"{path}: transcription failed ({error})")
+                results.append(None)
+        return results
+
+
+def write_result(path: str, result: dict, options: argparse.Namespace, several: bool) -> None:
+    """Prints (text, jsonl) or writes (srt) one file's transcript."""
+    if options.output_format == "jsonl":
+        chunks = [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in result["chunks"]]
+        print(json.dumps({"path": path, "text": result["text"], "chunks": chunks}, ensure_ascii=False), flush=True)
+    elif options.output_format == "srt":
+        target = Path(options.output_dir) / (Path(path).stem + ".srt")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(to_srt(result["chunks"]), encoding="utf-8")
+        print(target, flush=True)
+    elif several:
+        print(f"{path}\t{result['text']}", flush=True)
+    else:
+        print(result["text"], flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,33 +130,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     generate_kwargs = {} if options.num_beams is None else {"num_beams": options.num_beams}
 
-    failures, readable = [], []
-    for path in options.audio:
-        try:
-            readable.append((path, read_audio(path)))
-        except ValueError as error:
-            failures.append(str(error))
-    for start in range(0, len(readable), options.batch_size):
-        batch = readable[start : start + options.batch_size]
-        try:
-            results = asr([audio for _, audio in batch], batch_size=len(batch), generate_kwargs=generate_kwargs)
-        except Exception:  # one bad item must not lose the batch: retry the files one by one
-            results = []
-            for path, audio in batch:
-                try:
-                    results.append(asr(audio, generate_kwargs=generate_kwargs))
-                except Exception as error:
-                    failures.append(f"{path}: transcription failed ({error})")
-                    results.append(None)
+    call_kwargs = {"generate_kwargs": generate_kwargs}
+    if options.output_format != "text":
+        call_kwargs["return_timestamps"] = True
+    if options.max_segment_seconds is not None:
+        call_kwargs["chunk_length_s"] = options.max_segment_seconds
+
+    failures: list[str] = []
+    # The bar counts seconds of audio; its total grows as each group of files is read (audio is read per group, so
+    # hours of recordings are never all in memory). Without a terminal it stays quiet.
+    progress = tqdm(
+        total=0, unit="s", desc="transcribing", file=sys.stderr, disable=True if options.no_progress else None
+    )
+    if hasattr(asr, "progress_callback"):
+        asr.progress_callback = lambda seconds: progress.update(round(seconds, 2))
+    several = len(options.audio) > 1
+    for start in range(0, len(options.audio), options.batch_size):
+        batch = []
+        for path in options.audio[start : start + options.batch_size]:
+            try:
+                batch.append((path, read_audio(path)))
+            except ValueError as error:
+                failures.append(str(error))
+        progress.total = round(progress.total + sum(len(audio) for _, audio in batch) / SAMPLING_RATE, 2)
+        progress.refresh()
+        results = transcribe_batch(asr, batch, options.batch_size, call_kwargs, failures)
         for (path, _), result in zip(batch, results, strict=True):
-            if result is None:
-                continue
-            if options.output_format == "jsonl":
-                print(json.dumps({"path": path, "text": result["text"]}, ensure_ascii=False), flush=True)
-            elif len(options.audio) == 1:
-                print(result["text"], flush=True)
-            else:
-                print(f"{path}\t{result['text']}", flush=True)
+            if result is not None:
+                write_result(path, result, options, several)
+    progress.close()
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0

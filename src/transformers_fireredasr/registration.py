@@ -14,6 +14,7 @@ from transformers import (
     AutoTokenizer,
 )
 from transformers.models.auto import modeling_auto
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
@@ -44,3 +45,8 @@ def register() -> None:
         (FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq),
     ):
         modeling_auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES[config_class.model_type] = model_class.__name__
+    # Long audio and timestamps: the task's class becomes FireRedAsrPipeline, which serves FireRedASR models and hands
+    # every other model the stock AutomaticSpeechRecognitionPipeline (see pipeline_fireredasr.py).
+    PIPELINE_REGISTRY.supported_tasks["automatic-speech-recognition"]["impl"] = (
+        "transformers_fireredasr.pipeline_fireredasr.FireRedAsrPipeline"
+    )

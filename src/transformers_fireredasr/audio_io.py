@@ -1,0 +1,131 @@
+"""Turning whatever a user passes as audio into a checked 16 kHz mono float32 waveform, or a clear error.
+
+Accepted: a file path or encoded bytes (any format ffmpeg reads), a numpy array or torch tensor (mono, or stereo as
+`(channels, samples)` / `(samples, channels)`), a `{"raw"|"array": ..., "sampling_rate": ...}` dict as the ASR
+pipeline and `datasets` use, and a torchcodec `AudioDecoder` from a `datasets` Audio column. Other sampling rates
+are resampled (polyphase, scipy); empty, NaN/inf or undecodable audio raises `ValueError` naming the input.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from math import gcd
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLING_RATE = 16000
+
+
+def _describe(source: Any) -> str:
+    return str(source) if isinstance(source, (str, Path)) else f"audio input ({type(source).__name__})"
+
+
+def decode_file(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Decodes an audio file with ffmpeg to mono float32 at `sampling_rate`; errors name the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{path}: no such file")
+    return decode_bytes(file.read_bytes(), sampling_rate, name=str(path))
+
+
+def decode_bytes(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "audio bytes") -> np.ndarray:
+    """Decodes encoded audio bytes with ffmpeg to mono float32 at `sampling_rate`.
+
+    Unlike `transformers.pipelines.audio_utils.ffmpeg_read`, decoder errors are not hidden: a corrupt or truncated
+    file raises instead of silently giving part of the audio.
+    """
+    if not data:
+        raise ValueError(f"{name}: the file is empty")
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg was not found: install it (apt-get install ffmpeg) to read audio files")
+    if _truncated_wav(data):
+        raise ValueError(f"{name}: truncated wav (the header promises more audio than the file holds)")
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-ac", "1", "-ar", str(sampling_rate)]
+    result = subprocess.run([*command, "-f", "f32le", "pipe:1"], input=data, capture_output=True)
+    message = result.stderr.decode(errors="replace").strip().splitlines()
+    if result.returncode != 0 or not result.stdout:
+        reason = message[-1] if message else "ffmpeg decoded no samples"
+        raise ValueError(f"{name}: not readable as audio ({reason})")
+    if message:
+        raise ValueError(f"{name}: corrupt or truncated audio ({message[-1]})")
+    return check_waveform(np.frombuffer(result.stdout, dtype="<f4"), name)
+
+
+def _truncated_wav(data: bytes) -> bool:
+    """A RIFF/WAVE file whose `data` chunk declares more bytes than follow it (ffmpeg decodes those silently)."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    position = 12
+    while position + 8 <= len(data):
+        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF mark streamed wavs of unknown length.
+            return size not in (0, 0xFFFFFFFF) and position + 8 + size > len(data)
+        position += 8 + size + (size & 1)
+    return True  # no data chunk at all
+
+
+def to_mono(audio: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Averages the channels of `(channels, samples)` or `(samples, channels)` audio (the shorter axis is channels)."""
+    if audio.ndim == 1:
+        return audio
+    if audio.ndim == 2:
+        channel_axis = 0 if audio.shape[0] <= audio.shape[1] else 1
+        if audio.shape[channel_axis] > 8:
+            raise ValueError(f"{name}: expected mono or a few channels, got an array of shape {tuple(audio.shape)}")
+        return audio.mean(axis=channel_axis)
+    raise ValueError(f"{name}: expected a 1-D waveform (or 2-D multichannel), got shape {tuple(audio.shape)}")
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Polyphase resampling (scipy's `resample_poly`, Kaiser window) from `orig_rate` to `target_rate`."""
+    if orig_rate <= 0:
+        raise ValueError(f"sampling rate must be positive, got {orig_rate}")
+    if orig_rate == target_rate:
+        return audio
+    from scipy.signal import resample_poly
+
+    factor = gcd(int(orig_rate), int(target_rate))
+    return resample_poly(audio, target_rate // factor, int(orig_rate) // factor).astype(np.float32)
+
+
+def check_waveform(audio: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Rejects empty and non-finite audio; returns it as float32."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.size == 0:
+        raise ValueError(f"{name}: the audio is empty (0 samples)")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{name}: the audio contains NaN or infinite samples")
+    return audio
+
+
+def load_waveform(source: Any, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Any supported audio input as a checked mono float32 waveform at `sampling_rate`."""
+    name = _describe(source)
+    if isinstance(source, (str, Path)):
+        return decode_file(source, sampling_rate)
+    if isinstance(source, (bytes, bytearray)):
+        return decode_bytes(bytes(source), sampling_rate)
+    rate = sampling_rate
+    torchcodec = sys.modules.get("torchcodec")
+    if torchcodec is not None and isinstance(source, torchcodec.decoders.AudioDecoder):
+        samples = source.get_all_samples()
+        source, rate = samples.data.numpy(), samples.sample_rate
+    elif isinstance(source, dict):
+        array = source.get("raw", source.get("array"))
+        if array is None or "sampling_rate" not in source:
+            raise ValueError('an audio dict needs a "raw" (or "array") waveform and its "sampling_rate"')
+        source, rate = array, int(source["sampling_rate"])
+    if hasattr(source, "detach"):  # a torch tensor
+        source = source.detach().float().cpu().numpy()
+    if not isinstance(source, np.ndarray):
+        raise TypeError(f"unsupported audio input of type {type(source).__name__}: pass a path, bytes or an array")
+    audio = to_mono(check_waveform(source, name), name)
+    return check_waveform(resample(audio, rate, sampling_rate), name)
+
+
+__all__ = ["check_waveform", "decode_bytes", "decode_file", "load_waveform", "resample", "to_mono"]

@@ -1,0 +1,184 @@
+"""The ASR pipeline for FireRedASR models: any length of audio, optional segment timestamps.
+
+`pipeline("automatic-speech-recognition", model=<FireRedASR>)` builds this class (see `registration.py`); any other
+model still gets the stock `AutomaticSpeechRecognitionPipeline`. Compared with the stock pipeline it
+
+- cuts audio longer than the model's limit (60 s AED, 30 s LLM; `chunk_length_s` changes it) into speech segments
+  with silero-vad (fixed-size chunks without it, see `segmentation.py`), decodes the segments in length-sorted
+  batches (`batch_size`) and joins the texts in order;
+- with `return_timestamps=True` returns Whisper-style `chunks`: `[{"text", "timestamp": (start_s, end_s)}, ...]`,
+  one per speech segment (segments then follow pauses even in short audio);
+- returns an empty transcript for silent audio without running the model;
+- accepts paths, bytes, arrays, stereo, any sampling rate (resampled with scipy, no torchaudio needed), and names
+  the problem for empty, NaN/inf or undecodable audio.
+
+Audio within the limit and without timestamps is transcribed whole, exactly as the stock pipeline would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers import AutomaticSpeechRecognitionPipeline
+
+from .audio_io import load_waveform
+from .segmentation import is_silent, segment_audio
+
+# Longest audio each model was trained for (the original's limits); longer input is segmented.
+MAX_SEGMENT_SECONDS = {"fireredasr_aed": 60.0, "fireredasr_llm": 30.0}
+# Segments shorter than this (a sliver left by fixed-size chunking) carry no speech worth decoding.
+MIN_SEGMENT_SECONDS = 0.1
+
+
+def is_fireredasr_model(model) -> bool:
+    """Whether `model` (an instance, not a name) is a FireRedASR model this pipeline serves."""
+    return getattr(getattr(model, "config", None), "model_type", None) in MAX_SEGMENT_SECONDS
+
+
+def join_segment_texts(texts: list[str]) -> str:
+    """Joins segment transcripts: nothing between Chinese characters, one space where a word of Latin script meets
+    another (FireRedASR transcripts carry no leading spaces, unlike Whisper's)."""
+    joined = ""
+    for text in (t.strip() for t in texts):
+        if not text:
+            continue
+        if joined and (joined[-1].isascii() and joined[-1].isalnum()) and (text[0].isascii() and text[0].isalnum()):
+            joined += " "
+        joined += text
+    return joined
+
+
+class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
+    """`AutomaticSpeechRecognitionPipeline` with long-form segmentation and segment timestamps for FireRedASR."""
+
+    def __new__(cls, *args, **kwargs):
+        # transformers has one pipeline class per task. This subclass replaces the task's class so that the usual
+        # `pipeline("automatic-speech-recognition", ...)` call reaches it; for any other model it hands back the
+        # stock pipeline, untouched.
+        model = kwargs.get("model", args[0] if args else None)
+        if cls is FireRedAsrPipeline and not is_fireredasr_model(model):
+            return AutomaticSpeechRecognitionPipeline(*args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default_max_segment_s = MAX_SEGMENT_SECONDS.get(self.model.config.model_type, 30.0)
+        # Called with the seconds of audio each forward pass transcribed (the CLI's progress bar uses it).
+        self.progress_callback: Callable[[float], None] | None = None
+
+    def _sanitize_parameters(
+        self,
+        chunk_length_s: float | None = None,
+        stride_length_s=None,
+        return_timestamps: bool | str | None = None,
+        segmentation: str | None = None,
+        **kwargs,
+    ):
+        if stride_length_s is not None:
+            raise ValueError("FireRedASR segments audio at pauses; `stride_length_s` is not used. Drop it.")
+        if return_timestamps not in (None, False, True, "segment"):
+            raise ValueError(
+                f"FireRedASR gives segment-level timestamps: use return_timestamps=True, not {return_timestamps!r}"
+            )
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        if chunk_length_s is not None:
+            if chunk_length_s <= 0:
+                raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
+            preprocess_params["max_segment_s"] = float(chunk_length_s)
+        if segmentation is not None:
+            if segmentation not in ("auto", "vad", "fixed"):
+                raise ValueError(f"segmentation must be 'auto', 'vad' or 'fixed', got {segmentation!r}")
+            preprocess_params["segmentation"] = segmentation
+        if return_timestamps is not None:
+            preprocess_params["return_timestamps"] = bool(return_timestamps)
+            postprocess_params["return_timestamps"] = bool(return_timestamps)
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, inputs, max_segment_s: float | None = None, segmentation="auto", return_timestamps=False):
+        rate = self.feature_extractor.sampling_rate
+        audio = load_waveform(inputs, rate)
+        limit = max_segment_s or self.default_max_segment_s
+        if is_silent(audio):
+            spans = []
+        elif return_timestamps or len(audio) > limit * rate:
+            spans = segment_audio(audio, rate, limit, segmentation)
+        else:
+            spans = [(0, len(audio))]
+        spans = [span for span in spans if span[1] - span[0] >= MIN_SEGMENT_SECONDS * rate]
+        if not spans:  # one placeholder item keeps the batch shape; `_forward` skips it
+            yield self._segment_item(audio[: int(MIN_SEGMENT_SECONDS * rate)], -1, 0.0, 0.0, skip=True, is_last=True)
+            return
+        # Longest first, so that a batch holds segments of similar length (less padding); postprocess restores order.
+        order = sorted(range(len(spans)), key=lambda i: spans[i][0] - spans[i][1])
+        for position, index in enumerate(order):
+            start, end = spans[index]
+            yield self._segment_item(
+                audio[start:end], index, start / rate, end / rate, skip=False, is_last=position == len(order) - 1
+            )
+
+    def _segment_item(self, audio, index: int, start: float, end: float, skip: bool, is_last: bool) -> dict:
+        rate = self.feature_extractor.sampling_rate
+        if len(audio) < rate // 10:
+            audio = torch.nn.functional.pad(torch.from_numpy(audio), (0, rate // 10 - len(audio))).numpy()
+        processed = self.feature_extractor(audio, sampling_rate=rate, return_tensors="pt", return_attention_mask=True)
+        if self.dtype is not None:
+            processed = processed.to(dtype=self.dtype)
+        return {
+            "is_last": is_last,
+            "input_features": processed["input_features"],
+            "attention_mask": processed["attention_mask"],
+            "segment_index": torch.tensor([index]),
+            "segment_start": torch.tensor([start], dtype=torch.float64),
+            "segment_end": torch.tensor([end], dtype=torch.float64),
+            "skip": torch.tensor([skip]),
+        }
+
+    def _forward(self, model_inputs, **generate_kwargs):
+        features, mask, skip = model_inputs["input_features"], model_inputs["attention_mask"], model_inputs["skip"]
+        keep = (~skip).nonzero().flatten()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        tokens = torch.full((len(skip), 1), pad, dtype=torch.long)
+        if len(keep):
+            generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+            generate_kwargs.pop("return_timestamps", None)
+            main_input_name = getattr(self.model, "main_input_name", "input_features")
+            generated = self.model.generate(
+                **{main_input_name: features[keep], "attention_mask": mask[keep]}, **generate_kwargs
+            )
+            if isinstance(generated, dict) or hasattr(generated, "sequences"):
+                generated = generated["sequences"]
+            tokens = torch.full((len(skip), generated.shape[1]), pad, dtype=torch.long)
+            tokens[keep] = generated.to("cpu", torch.long)
+        if self.progress_callback is not None:
+            seconds = (model_inputs["segment_end"] - model_inputs["segment_start"])[keep.cpu()].sum()
+            self.progress_callback(float(seconds))
+        return {
+            "is_last": model_inputs["is_last"],
+            "tokens": tokens,
+            "skip": skip,
+            "segment_index": model_inputs["segment_index"],
+            "segment_start": model_inputs["segment_start"],
+            "segment_end": model_inputs["segment_end"],
+        }
+
+    def postprocess(self, model_outputs, return_timestamps: bool = False, **kwargs):
+        segments = []
+        for output in model_outputs:
+            if bool(output["skip"].reshape(-1)[0]):
+                continue
+            text = self.tokenizer.decode(output["tokens"].reshape(-1).tolist(), skip_special_tokens=True).strip()
+            start, end = float(output["segment_start"].reshape(-1)[0]), float(output["segment_end"].reshape(-1)[0])
+            segments.append((int(output["segment_index"].reshape(-1)[0]), start, end, text))
+        segments.sort()
+        result = {"text": join_segment_texts([text for *_, text in segments])}
+        if return_timestamps:
+            result["chunks"] = [
+                {"text": text, "timestamp": (round(start, 3), round(end, 3))}
+                for _, start, end, text in segments
+                if text
+            ]
+        return result
+
+
+__all__ = ["FireRedAsrPipeline", "is_fireredasr_model", "join_segment_texts"]

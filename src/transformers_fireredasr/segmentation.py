@@ -1,0 +1,121 @@
+"""Cutting long recordings into pieces a FireRedASR model can transcribe: speech segments found by silero-vad, or
+fixed-size chunks when silero-vad is not installed.
+
+Trade-off of the fallback: fixed chunks cut wherever the window ends (moved to the quietest 10 ms nearby, which is
+usually a pause), so a word can still be split across two chunks, silence is decoded too, and timestamps are chunk
+boundaries rather than speech boundaries. `pip install silero-vad` (the `vad` extra) gives speech-bounded segments.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Literal
+
+import numpy as np
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+Method = Literal["auto", "vad", "fixed"]
+# Peak amplitude under which a recording counts as silent whatever the method (about -66 dBFS).
+SILENCE_PEAK = 5e-4
+
+
+def vad_available() -> bool:
+    """Whether silero-vad can be imported."""
+    return importlib.util.find_spec("silero_vad") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _silero_model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """True for digital silence or near-silence (peak below about -66 dBFS)."""
+    return audio.size == 0 or float(np.abs(audio).max()) < SILENCE_PEAK
+
+
+def vad_segments(
+    audio: np.ndarray,
+    sampling_rate: int = 16000,
+    max_segment_s: float = 60.0,
+    min_silence_s: float = 0.3,
+    speech_pad_s: float = 0.1,
+    threshold: float = 0.5,
+) -> list[tuple[int, int]]:
+    """Speech regions `(start, end)` in samples found by silero-vad, split at pauses of `min_silence_s` or more.
+
+    Regions longer than `max_segment_s` are cut by silero at their longest internal silence (or hard-cut).
+    """
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    if is_silent(audio):
+        return []
+    # silero's own limit excludes its padding on both sides; keep the padded segment within max_segment_s.
+    limit = max(max_segment_s - 2 * speech_pad_s, 0.5)
+    with torch.inference_mode():
+        found = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+            _silero_model(),
+            threshold=threshold,
+            sampling_rate=sampling_rate,
+            min_silence_duration_ms=int(min_silence_s * 1000),
+            speech_pad_ms=int(speech_pad_s * 1000),
+            max_speech_duration_s=limit,
+        )
+    spans = [(int(item["start"]), min(int(item["end"]), len(audio))) for item in found]
+    max_samples = int(max_segment_s * sampling_rate)
+    return [piece for start, end in spans for piece in _split_long(audio, start, end, max_samples, sampling_rate)]
+
+
+def fixed_segments(
+    audio: np.ndarray, sampling_rate: int = 16000, max_segment_s: float = 60.0, search_s: float = 2.0
+) -> list[tuple[int, int]]:
+    """Consecutive chunks of at most `max_segment_s`, each cut at the quietest 10 ms frame of its last `search_s`."""
+    if is_silent(audio):
+        return []
+    return _split_long(audio, 0, len(audio), int(max_segment_s * sampling_rate), sampling_rate, search_s)
+
+
+def _split_long(
+    audio: np.ndarray, start: int, end: int, max_samples: int, sampling_rate: int, search_s: float = 2.0
+) -> list[tuple[int, int]]:
+    frame = sampling_rate // 100
+    search = min(int(search_s * sampling_rate), max_samples // 2)
+    spans = []
+    while end - start > max_samples:
+        window = audio[start + max_samples - search : start + max_samples]
+        usable = len(window) // frame * frame
+        energy = (window[:usable].reshape(-1, frame) ** 2).sum(1)
+        cut = start + max_samples - search + int(np.argmin(energy)) * frame + frame // 2
+        spans.append((start, cut))
+        start = cut
+    if end > start:
+        spans.append((start, end))
+    return spans
+
+
+def segment_audio(
+    audio: np.ndarray, sampling_rate: int = 16000, max_segment_s: float = 60.0, method: Method = "auto"
+) -> list[tuple[int, int]]:
+    """Segments to transcribe, in order: silero-vad speech regions (`"vad"`, the `"auto"` choice when installed) or
+    fixed-size chunks (`"fixed"`). Silent audio gives no segments."""
+    if max_segment_s <= 0:
+        raise ValueError(f"max_segment_s must be positive, got {max_segment_s}")
+    if method not in ("auto", "vad", "fixed"):
+        raise ValueError(f"segmentation must be 'auto', 'vad' or 'fixed', got {method!r}")
+    if method == "vad" and not vad_available():
+        raise ImportError("segmentation='vad' needs silero-vad: pip install silero-vad")
+    if method == "fixed" or not vad_available():
+        if method == "auto":
+            logger.warning_once("silero-vad is not installed: long audio is cut into fixed-size chunks instead")
+        return fixed_segments(audio, sampling_rate, max_segment_s)
+    return vad_segments(audio, sampling_rate, max_segment_s)
+
+
+__all__ = ["fixed_segments", "is_silent", "segment_audio", "vad_available", "vad_segments"]

@@ -1,0 +1,228 @@
+"""Long recordings with the bundled demo model: VAD segmentation, batched decoding, timestamps, the CLI's srt/jsonl,
+and the robustness cases (silence, stereo, other rates, bad values and files)."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from tests.audio import requires_espeak, skip_without_espeak, write_wav
+from transformers_fireredasr import cli
+from transformers_fireredasr import synthetic_corpus as corpus
+from transformers_fireredasr.segmentation import fixed_segments, segment_audio, vad_available
+from transformers_fireredasr.training import character_error_rate
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def demo_asr():
+    model = cli.bundled_model_dir()
+    assert model is not None, "the package ships its demo model in src/transformers_fireredasr/demo"
+    return pipeline("automatic-speech-recognition", model=str(model))
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """Over four minutes: held-out sentences (never seen by the demo model) in varied voices, 1.0-1.6 s pauses with
+    faint noise between them. Returns the audio, its wav path, the sentences, their placed (start, end) seconds and
+    each sentence's own waveform."""
+    skip_without_espeak()
+    folder = tmp_path_factory.mktemp("long")
+    sentences = corpus.make_sentences(60, seed=1, exclude=set(corpus.make_sentences(8000, seed=0)))
+    rng = np.random.default_rng(11)
+    pieces, spans, singles, position = [], [], [], 0
+    for index, text in enumerate(sentences):
+        voice = corpus.random_voice(rng)
+        audio = corpus.synthesize(
+            text, folder / f"{index}.wav", corpus.Voice(voice.speed, voice.pitch, voice.variant, 0.0)
+        )
+        pause = rng.normal(0.0, 0.001, int(rng.uniform(1.0, 1.6) * RATE)).astype(np.float32)
+        pieces += [audio, pause]
+        spans.append((position / RATE, (position + len(audio)) / RATE))
+        singles.append(audio)
+        position += len(audio) + len(pause)
+    audio = np.concatenate(pieces)
+    assert len(audio) / RATE > 240
+    path = folder / "long.wav"
+    write_wav(path, audio)
+    return {"audio": audio, "path": path, "sentences": sentences, "spans": spans, "singles": singles}
+
+
+@requires_espeak
+@pytest.mark.skipif(not vad_available(), reason="silero-vad is not installed")
+def test_long_recording_through_the_pipeline(demo_asr, recording):
+    one_by_one = [r["text"] for r in demo_asr(recording["singles"], batch_size=16)]
+    reference_cer = character_error_rate(one_by_one, recording["sentences"])
+    result = demo_asr(str(recording["path"]), return_timestamps=True, batch_size=16)
+    long_cer = character_error_rate([result["text"]], ["".join(recording["sentences"])])
+    assert reference_cer <= 0.10, f"demo model CER {reference_cer:.3f} on held-out sentences"
+    assert abs(long_cer - reference_cer) <= 0.05, (long_cer, reference_cer)
+    assert result["text"] == "".join(chunk["text"] for chunk in result["chunks"])
+
+    chunks = result["chunks"]
+    starts = [chunk["timestamp"][0] for chunk in chunks]
+    ends = [chunk["timestamp"][1] for chunk in chunks]
+    assert starts == sorted(starts) and all(end > start for start, end in zip(starts, ends, strict=True))
+    assert all(ends[i] <= starts[i + 1] for i in range(len(chunks) - 1)), "chunks overlap"
+    assert len(chunks) == len(recording["sentences"])
+    for (start, end), (placed_start, placed_end) in zip(
+        zip(starts, ends, strict=True), recording["spans"], strict=True
+    ):
+        assert abs(start - placed_start) <= 0.5 and abs(end - placed_end) <= 0.5
+
+    # Without timestamps the long input is segmented the same way; a plain call returns the same text.
+    assert demo_asr(recording["audio"], batch_size=16)["text"] == result["text"]
+
+
+@requires_espeak
+def test_long_recording_through_the_cli(recording, tmp_path, capsys):
+    path = str(recording["path"])
+    assert cli.main([path, "--output-format", "srt", "--output-dir", str(tmp_path), "--no-progress"]) == 0
+    srt = (tmp_path / "long.srt").read_text(encoding="utf-8")
+    cues = re.findall(r"(\d+)\n(\d\d:\d\d:\d\d,\d\d\d) --> (\d\d:\d\d:\d\d,\d\d\d)\n(.+)\n", srt)
+    assert len(cues) >= 50 and [int(cue[0]) for cue in cues] == list(range(1, len(cues) + 1))
+    capsys.readouterr()
+    assert cli.main([path, "--output-format", "jsonl", "--no-progress"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["path"] == path and [chunk["text"] for chunk in row["chunks"]] == [cue[3] for cue in cues]
+    assert row["text"] == "".join(cue[3] for cue in cues)
+    assert cues[0][1] == cli.srt_timestamp(row["chunks"][0]["start"])
+
+
+def test_over_200_seconds_without_segmentation_does_not_crash(converted_aed_dir, speech):
+    """The model itself takes 205 s in one piece (no VAD); upstream crashed past 200 s."""
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    audio = np.tile(speech[0].audio, int(np.ceil(205 * RATE / len(speech[0].audio))))[: 205 * RATE]
+    result = asr(audio, chunk_length_s=300, generate_kwargs={"num_beams": 1, "max_new_tokens": 8})
+    assert isinstance(result["text"], str)
+
+
+def test_fixed_chunks_when_vad_is_missing(monkeypatch, speech):
+    audio = np.concatenate([speech[0].audio, np.zeros(RATE, np.float32)] * 8)
+    spans = fixed_segments(audio, RATE, max_segment_s=5.0)
+    assert spans[0][0] == 0 and spans[-1][1] == len(audio)
+    assert all(b - a <= 5 * RATE for a, b in spans) and all(
+        spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1)
+    )
+    monkeypatch.setattr("transformers_fireredasr.segmentation.vad_available", lambda: False)
+    assert segment_audio(audio, RATE, 5.0) == spans
+    with pytest.raises(ImportError, match="silero-vad"):
+        segment_audio(audio, RATE, 5.0, method="vad")
+
+
+def test_silence_gives_an_empty_transcript(converted_aed_dir):
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    assert asr(np.zeros(3 * RATE, np.float32)) == {"text": ""}
+    assert asr(np.zeros(90 * RATE, np.float32), return_timestamps=True) == {"text": "", "chunks": []}
+    faint = np.random.default_rng(0).normal(0, 1e-5, 2 * RATE).astype(np.float32)
+    assert asr([faint, np.zeros(RATE, np.float32)], batch_size=2) == [{"text": ""}, {"text": ""}]
+
+
+def test_stereo_and_other_rates_are_converted(converted_aed_dir, speech):
+    from scipy.signal import resample_poly
+
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    audio = speech[2].audio
+    stereo_48k = np.stack([resample_poly(audio, 3, 1)] * 2).astype(np.float32)
+    expected = asr(audio)["text"]
+    assert expected == speech[2].text
+    assert asr({"raw": stereo_48k, "sampling_rate": 48000})["text"] == expected
+    assert asr({"array": stereo_48k.T.copy(), "sampling_rate": 48000})["text"] == expected
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros(0, np.float32), "empty"),
+        (np.array([0.1, np.nan, 0.2] * 1000, np.float32), "NaN or infinite"),
+        (np.array([0.1, np.inf] * 1000, np.float32), "NaN or infinite"),
+        (np.zeros((3, 3, 3), np.float32), "shape"),
+    ],
+)
+def test_bad_arrays_raise_a_clear_error(converted_aed_dir, audio, message):
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    with pytest.raises(ValueError, match=message):
+        asr(audio)
+
+
+def test_bad_files_name_the_file(converted_aed_dir, speech, tmp_path):
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    good = speech[0].path.read_bytes()
+    truncated_wav = tmp_path / "truncated.wav"
+    truncated_wav.write_bytes(good[: len(good) // 2])
+    flac = tmp_path / "good.flac"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(speech[0].path), str(flac)], check=True)
+    truncated_flac = tmp_path / "truncated.flac"
+    truncated_flac.write_bytes(flac.read_bytes()[: len(flac.read_bytes()) // 2])
+    text_file = tmp_path / "notes.mp3"
+    text_file.write_text("not audio at all")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    cases = [
+        (truncated_wav, "truncated"),
+        (truncated_flac, "corrupt or truncated"),
+        (text_file, "not readable as audio"),
+        (empty, "empty"),
+        (tmp_path / "missing.wav", "no such file"),
+    ]
+    for path, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            asr(str(path))
+        assert str(path) in str(error.value)
+    assert asr(str(flac))["text"] == speech[0].text
+
+
+def write_float_wav(path, samples: np.ndarray, rate: int = RATE) -> None:
+    """A 32-bit IEEE-float mono wav (format 3), which can hold NaN."""
+    data = samples.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    path.write_bytes(
+        b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    )  # fmt: skip
+
+
+def test_cli_mixed_batch_reports_failures_at_the_end(converted_aed_dir, speech, tmp_path, capsys):
+    nan_wav = tmp_path / "nan.wav"
+    write_float_wav(nan_wav, np.where(np.arange(8000) % 7 == 0, np.nan, 0.1).astype("<f4"))
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(speech[1].path.read_bytes()[:2000])
+    paths = [str(speech[0].path), str(truncated), str(speech[2].path), str(nan_wav), str(speech[4].path)]
+    code = cli.main([*paths, "--model", str(converted_aed_dir), "--batch-size", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    good = [speech[0], speech[2], speech[4]]
+    assert captured.out.splitlines() == [f"{u.path}\t{u.text}" for u in good]
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and str(truncated) in errors[0] and str(nan_wav) in errors[1]
+
+
+def test_stock_pipeline_for_other_models(tmp_path):
+    """Registering FireRedASR leaves every other ASR model on the stock pipeline class."""
+    from transformers import AutomaticSpeechRecognitionPipeline, Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC
+
+    from transformers_fireredasr.pipeline_fireredasr import FireRedAsrPipeline
+
+    config = Wav2Vec2Config(
+        vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+        conv_dim=(8,), conv_stride=(5,), conv_kernel=(10,), num_feat_extract_layers=1,
+    )  # fmt: skip
+    from transformers import Wav2Vec2FeatureExtractor
+
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps({"<pad>": 0, "<unk>": 1, "|": 2, "A": 3, "B": 4, "C": 5, "D": 6, "E": 7}))
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=Wav2Vec2ForCTC(config),
+        feature_extractor=Wav2Vec2FeatureExtractor(),
+        tokenizer=Wav2Vec2CTCTokenizer(str(vocab)),
+    )
+    assert isinstance(asr(np.zeros(RATE, np.float32))["text"], str)
+    assert type(asr) is AutomaticSpeechRecognitionPipeline and not isinstance(asr, FireRedAsrPipeline)
