@@ -2,7 +2,7 @@
 
 Input: `model.pth.tar`, `cmvn.ark`, `dict.txt`, `train_bpe1000.model`. Output: `config.json`,
 `model.safetensors`, `generation_config.json` (the published decoding settings), feature extractor, tokenizer
-and processor files.
+and processor files, and the FireRedASR-AED-L model card as `README.md` (whatever the converted sizes).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .checkpoint import load_original_package, require_args
-from .hub import finish_conversion
+from .hub import AED_CARD, finish_conversion
 from .key_mapping import AED_PREFIXES, convert_state_dict
 
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
@@ -135,7 +135,7 @@ def convert_aed(
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    return finish_conversion(output_dir, push_to_hub)
+    return finish_conversion(output_dir, push_to_hub, model_card=AED_CARD)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,8 @@ Input: `model.pth.tar` (encoder, projector and LoRA tensors), `asr_encoder.pth.t
 is loaded first and overridden by the encoder in `model.pth.tar`, as the original does), `cmvn.ark` and
 `Qwen2-7B-Instruct/` (a transformers folder with safetensors weights). Default: the LoRA update is merged into the
 Qwen2 weights (one plain model that quantizes cleanly). `--keep_lora`: the base weights plus a peft adapter in
-`lora_adapter/` that `from_pretrained` applies and that can be fine-tuned further.
+`lora_adapter/` that `from_pretrained` applies and that can be fine-tuned further. The output also gets the
+FireRedASR-LLM-L model card as `README.md` (whatever the converted sizes).
 
 Tensors are streamed one at a time into size-bounded safetensors shards, so a 7B model converts within the RAM of
 a 32 GB machine.
@@ -28,7 +29,7 @@ from ..configuration_fireredasr import FireRedLlmConfig
 from ..processing_fireredasr import SPEECH_TOKEN, FireRedLlmProcessor
 from .aed import AED_ARGS, check_input_dir, encoder_config_from_args, load_cmvn
 from .checkpoint import load_original_package, require_args
-from .hub import finish_conversion
+from .hub import LLM_CARD, finish_conversion
 from .key_mapping import ENCODER_KEY_MAPPING, is_dropped, rename_key
 
 LLM_DIR = "Qwen2-7B-Instruct"
@@ -224,7 +225,7 @@ def convert_llm(
         **LLM_DECODING,
     ).save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    return finish_conversion(output_dir, push_to_hub)
+    return finish_conversion(output_dir, push_to_hub, model_card=LLM_CARD)
 
 
 def main(argv: list[str] | None = None) -> None:
