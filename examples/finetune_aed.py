@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
-from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import GenerationConfig, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
 from transformers_fireredasr import (
     FireRedAedConfig,
@@ -139,7 +139,8 @@ def new_model_and_processor(
         blank_token_id=tokenizer.convert_tokens_to_ids("<blank>"),
     )
     model = FireRedAedForConditionalGeneration(config)
-    model.generation_config.update(**AED_DECODING)
+    # Not `generation_config.update(...)`: it drops keys GenerationConfig does not define (softmax_smoothing, ...).
+    model.generation_config = GenerationConfig(**{**model.generation_config.to_diff_dict(), **AED_DECODING})
     return model, processor
 
 

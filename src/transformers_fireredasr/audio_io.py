@@ -52,7 +52,7 @@ def decode_bytes(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "a
         raise ValueError(f"{name}: not readable as audio ({reason})")
     if message:
         raise ValueError(f"{name}: corrupt or truncated audio ({message[-1]})")
-    return check_waveform(np.frombuffer(result.stdout, dtype="<f4"), name)
+    return check_waveform(np.frombuffer(result.stdout, dtype="<f4").copy(), name)  # writable, torch needs it
 
 
 def _truncated_wav(data: bytes) -> bool:

@@ -98,6 +98,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     def preprocess(self, inputs, max_segment_s: float | None = None, segmentation="auto", return_timestamps=False):
         rate = self.feature_extractor.sampling_rate
         audio = load_waveform(inputs, rate)
+        window = self.feature_extractor.win_length
+        if len(audio) < window:
+            raise ValueError(
+                f"{len(audio)} samples, shorter than one {window * 1000 // rate} ms frame ({window} samples at {rate} Hz)"
+            )
         limit = max_segment_s or self.default_max_segment_s
         if is_silent(audio):
             spans = []
@@ -167,16 +172,18 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         for output in model_outputs:
             if bool(output["skip"].reshape(-1)[0]):
                 continue
-            text = self.tokenizer.decode(output["tokens"].reshape(-1).tolist(), skip_special_tokens=True).strip()
+            text = self.tokenizer.decode(output["tokens"].reshape(-1).tolist(), skip_special_tokens=True)
             start, end = float(output["segment_start"].reshape(-1)[0]), float(output["segment_end"].reshape(-1)[0])
             segments.append((int(output["segment_index"].reshape(-1)[0]), start, end, text))
         segments.sort()
-        result = {"text": join_segment_texts([text for *_, text in segments])}
+        texts = [text for *_, text in segments]
+        # One segment keeps its text exactly as decoded, as the stock pipeline returns it.
+        result = {"text": texts[0] if len(texts) == 1 else join_segment_texts(texts)}
         if return_timestamps:
             result["chunks"] = [
-                {"text": text, "timestamp": (round(start, 3), round(end, 3))}
+                {"text": text.strip(), "timestamp": (round(start, 3), round(end, 3))}
                 for _, start, end, text in segments
-                if text
+                if text.strip()
             ]
         return result
 
