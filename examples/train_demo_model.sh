@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled demo model (src/transformers_fireredasr/demo/) from nothing: about 50 min on one CPU core.
+# Trains the planned bundled demo model (src/transformers_fireredasr/demo/) from nothing. Status: in about one
+# CPU hour this schedule has NOT reached a usable model (the loss stays near the unigram entropy; see README,
+# "Training from scratch"); it needs many more steps or a GPU. Kept as the reproducible starting point.
 # Usage: bash examples/train_demo_model.sh [WORK_DIR]   (needs espeak-ng, sox and the test extra's packages)
 set -euo pipefail
 work="${1:-demo-work}"
