@@ -1,13 +1,15 @@
 """Test helpers that make audio: Mandarin speech synthesized with espeak-ng (resampled by sox), noise, wav I/O."""
 
 import shutil
-import subprocess
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from transformers_fireredasr.synthetic_corpus import Voice, synthesize, write_wav
+
+__all__ = ["noise", "read_wav", "synthesize_mandarin", "write_wav"]
 
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 # Mark tests that synthesize speech; they are skipped when espeak-ng or sox is missing.
@@ -29,16 +31,6 @@ def read_wav(path: str | Path) -> np.ndarray:
     return samples.astype(np.float32) / 32768.0
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sr: int = 16000) -> None:
-    """Writes float audio in [-1, 1] as 16-bit mono PCM (clipped, rounded to the nearest integer)."""
-    samples = np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(sr)
-        f.writeframes(samples.tobytes())
-
-
 def noise(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
     """Gaussian noise with standard deviation 0.1, float32, exactly representable as int16 / 32768."""
     rng = np.random.default_rng(seed)
@@ -49,16 +41,4 @@ def noise(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
 def synthesize_mandarin(text: str, path: str | Path, speed: int = 160, pitch: int = 50) -> np.ndarray:
     """Speaks Hanzi `text` with espeak-ng, writes it to `path` as 16 kHz mono 16-bit wav and returns float32 audio."""
     skip_without_espeak()
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "espeak.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", "cmn-latn-pinyin", "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            ["sox", "-D", "-G", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)],
-            check=True,
-            capture_output=True,
-        )
-    return read_wav(path)
+    return synthesize(text, path, Voice(speed=speed, pitch=pitch, variant="", noise_std=0.0))
