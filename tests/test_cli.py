@@ -80,6 +80,12 @@ def test_without_a_model(monkeypatch, files, capsys):
     assert "--model" in capsys.readouterr().err
 
 
+def test_no_progress_silences_every_bar(converted_aed_dir, files, capsys):
+    assert cli.main([files["good"][0], "--model", str(converted_aed_dir), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "transcribing" not in err
+
+
 def test_help_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "transformers_fireredasr.cli", "--help"], capture_output=True)
     assert result.returncode == 0 and b"--output-format" in result.stdout

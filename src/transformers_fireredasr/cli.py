@@ -125,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
 
+    if options.no_progress:  # transformers' own bars too ("Loading weights")
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     asr = pipeline(
         "automatic-speech-recognition", model=str(model), device=options.device, dtype=getattr(torch, options.dtype)
     )
