@@ -124,8 +124,6 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def _segment_item(self, audio, index: int, start: float, end: float, skip: bool, is_last: bool) -> dict:
         rate = self.feature_extractor.sampling_rate
-        if len(audio) < rate // 10:
-            audio = torch.nn.functional.pad(torch.from_numpy(audio), (0, rate // 10 - len(audio))).numpy()
         processed = self.feature_extractor(audio, sampling_rate=rate, return_tensors="pt", return_attention_mask=True)
         if self.dtype is not None:
             processed = processed.to(dtype=self.dtype)
