@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .audio_io import decode_file
-
-SAMPLING_RATE = 16000
+from .audio_io import SAMPLING_RATE, decode_file
 
 
 def bundled_model_dir() -> Path | None:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLING_RATE = 16000
+from .audio_io import SAMPLING_RATE
+
 VOICE_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 METADATA_FIELDS = ("file_name", "transcription", "speed", "pitch", "variant", "noise_std")
 
