@@ -70,10 +70,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="longest piece decoded at once (default: 60 AED, 30 LLM)",
     )
+    parser.add_argument(
+        "--merge-segments-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="join neighbouring speech segments (pauses included) into pieces of up to S seconds, capped at "
+        "--max-segment-seconds: fewer, longer pieces and one srt/jsonl chunk per piece (default: one per pause)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     options = parser.parse_args(argv)
     if options.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if options.merge_segments_seconds is not None and not options.merge_segments_seconds > 0:
+        parser.error("--merge-segments-seconds must be a positive number of seconds")
     return options
 
 
@@ -137,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_kwargs["return_timestamps"] = True
     if options.max_segment_seconds is not None:
         call_kwargs["chunk_length_s"] = options.max_segment_seconds
+    if options.merge_segments_seconds is not None:
+        call_kwargs["merge_segments_s"] = options.merge_segments_seconds
 
     failures: list[str] = []
     # The bar counts seconds of audio; its total grows as each group of files is read (audio is read per group, so

@@ -6,6 +6,8 @@ model still gets the stock `AutomaticSpeechRecognitionPipeline`. Compared with t
 - cuts audio longer than the model's limit (60 s AED, 30 s LLM; `chunk_length_s` changes it) into speech segments
   with silero-vad (fixed-size chunks without it, see `segmentation.py`), decodes the segments in length-sorted
   batches (`batch_size`) and joins the texts in order;
+- with `merge_segments_s=S` joins neighbouring speech segments (pauses included) into pieces of up to S seconds
+  (capped at the limit) before decoding: fewer, longer pieces with more context, and one timestamp per piece;
 - with `return_timestamps=True` returns Whisper-style `chunks`: `[{"text", "timestamp": (start_s, end_s)}, ...]`,
   one per speech segment (segments then follow pauses even in short audio);
 - returns an empty transcript for silent audio without running the model;
@@ -17,6 +19,7 @@ Audio within the limit and without timestamps is transcribed whole, exactly as t
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -34,6 +37,13 @@ MIN_SEGMENT_SECONDS = 0.1
 def is_fireredasr_model(model) -> bool:
     """Whether `model` (an instance, not a name) is a FireRedASR model this pipeline serves."""
     return getattr(getattr(model, "config", None), "model_type", None) in MAX_SEGMENT_SECONDS
+
+
+def positive_seconds(name: str, value) -> float:
+    """`value` as float seconds; a ValueError naming `name` unless it is a positive number (NaN is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def join_segment_texts(texts: list[str]) -> str:
@@ -73,6 +83,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         stride_length_s=None,
         return_timestamps: bool | str | None = None,
         segmentation: str | None = None,
+        merge_segments_s: float | None = None,
         **kwargs,
     ):
         if stride_length_s is not None:
@@ -86,6 +97,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             if chunk_length_s <= 0:
                 raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
             preprocess_params["max_segment_s"] = float(chunk_length_s)
+        if merge_segments_s is not None:
+            preprocess_params["merge_segments_s"] = positive_seconds("merge_segments_s", merge_segments_s)
         if segmentation is not None:
             if segmentation not in ("auto", "vad", "fixed"):
                 raise ValueError(f"segmentation must be 'auto', 'vad' or 'fixed', got {segmentation!r}")
@@ -95,7 +108,14 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             postprocess_params["return_timestamps"] = bool(return_timestamps)
         return preprocess_params, forward_params, postprocess_params
 
-    def preprocess(self, inputs, max_segment_s: float | None = None, segmentation="auto", return_timestamps=False):
+    def preprocess(
+        self,
+        inputs,
+        max_segment_s: float | None = None,
+        segmentation="auto",
+        return_timestamps=False,
+        merge_segments_s: float | None = None,
+    ):
         rate = self.feature_extractor.sampling_rate
         audio = load_waveform(inputs, rate)
         window = self.feature_extractor.win_length
@@ -107,7 +127,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if is_silent(audio):
             spans = []
         elif return_timestamps or len(audio) > limit * rate:
-            spans = segment_audio(audio, rate, limit, segmentation)
+            spans = segment_audio(audio, rate, limit, segmentation, merge_up_to_s=merge_segments_s)
         else:
             spans = [(0, len(audio))]
         spans = [span for span in spans if span[1] - span[0] >= MIN_SEGMENT_SECONDS * rate]

@@ -4,12 +4,17 @@ fixed-size chunks when silero-vad is not installed.
 Trade-off of the fallback: fixed chunks cut wherever the window ends (moved to the quietest 10 ms nearby, which is
 usually a pause), so a word can still be split across two chunks, silence is decoded too, and timestamps are chunk
 boundaries rather than speech boundaries. `pip install silero-vad` (the `vad` extra) gives speech-bounded segments.
+
+silero-vad ends a segment at every pause of 0.3 s or more. `merge_up_to_s` (`merge_segments`) then joins neighbouring
+segments, pauses included, into pieces of up to that length: fewer, longer pieces give the model more context and
+fewer forward passes, at the cost of coarser timestamps (fixed chunks are already as long as allowed).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -100,13 +105,56 @@ def _split_long(
     return spans
 
 
+def merge_segments(
+    spans: list[tuple[int, int]], max_samples: int, max_gap_samples: int | None = None
+) -> list[tuple[int, int]]:
+    """Joins consecutive `(start, end)` spans while the joined span (first start to last end, the pauses between
+    included) is at most `max_samples` long and, when `max_gap_samples` is given, each pause is at most that long.
+
+    Spans are never split or reordered; a span already longer than `max_samples` is kept as it is, alone.
+    """
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and _joinable(merged[-1], (start, end), max_samples, max_gap_samples):
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _joinable(previous: tuple[int, int], span: tuple[int, int], max_samples: int, max_gap_samples: int | None) -> bool:
+    """Whether `span` may be appended to `previous` under the length and pause limits of `merge_segments`."""
+    if span[1] - previous[0] > max_samples:
+        return False
+    return max_gap_samples is None or span[0] - previous[1] <= max_gap_samples
+
+
+def _merge_limit(merge_up_to_s: float | None, max_segment_s: float) -> float | None:
+    """`merge_up_to_s` checked (positive) and capped at `max_segment_s`; None means no merging."""
+    if merge_up_to_s is None:
+        return None
+    if isinstance(merge_up_to_s, bool) or not isinstance(merge_up_to_s, numbers.Real) or not merge_up_to_s > 0:
+        raise ValueError(f"merge_up_to_s must be a positive number of seconds, got {merge_up_to_s!r}")
+    return min(float(merge_up_to_s), max_segment_s)
+
+
 def segment_audio(
-    audio: np.ndarray, sampling_rate: int = 16000, max_segment_s: float = 60.0, method: Method = "auto"
+    audio: np.ndarray,
+    sampling_rate: int = 16000,
+    max_segment_s: float = 60.0,
+    method: Method = "auto",
+    *,
+    merge_up_to_s: float | None = None,
 ) -> list[tuple[int, int]]:
     """Segments to transcribe, in order: silero-vad speech regions (`"vad"`, the `"auto"` choice when installed) or
-    fixed-size chunks (`"fixed"`). Silent audio gives no segments."""
+    fixed-size chunks (`"fixed"`). Silent audio gives no segments.
+
+    With `merge_up_to_s`, neighbouring segments are then joined (pauses included) into pieces of at most that many
+    seconds (capped at `max_segment_s`); None keeps one segment per speech region.
+    """
     if max_segment_s <= 0:
         raise ValueError(f"max_segment_s must be positive, got {max_segment_s}")
+    merge_limit = _merge_limit(merge_up_to_s, max_segment_s)
     if method not in ("auto", "vad", "fixed"):
         raise ValueError(f"segmentation must be 'auto', 'vad' or 'fixed', got {method!r}")
     if method == "vad" and not vad_available():
@@ -114,8 +162,12 @@ def segment_audio(
     if method == "fixed" or not vad_available():
         if method == "auto":
             logger.warning_once("silero-vad is not installed: long audio is cut into fixed-size chunks instead")
-        return fixed_segments(audio, sampling_rate, max_segment_s)
-    return vad_segments(audio, sampling_rate, max_segment_s)
+        spans = fixed_segments(audio, sampling_rate, max_segment_s)
+    else:
+        spans = vad_segments(audio, sampling_rate, max_segment_s)
+    if merge_limit is None:
+        return spans
+    return merge_segments(spans, int(merge_limit * sampling_rate))
 
 
-__all__ = ["fixed_segments", "is_silent", "segment_audio", "vad_available", "vad_segments"]
+__all__ = ["fixed_segments", "is_silent", "merge_segments", "segment_audio", "vad_available", "vad_segments"]
