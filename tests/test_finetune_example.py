@@ -84,3 +84,21 @@ def test_data_parallel_under_torchrun(tiny_corpus, tmp_path):
     state = json.loads((out / "train_results.json").read_text())
     assert state["train_loss"] > 0
     assert (out / "model.safetensors").is_file()
+
+
+def train_loss(out: Path) -> float:
+    return json.loads((out / "all_results.json").read_text())["train_loss"]
+
+
+@requires_espeak
+@pytest.mark.parametrize("targets", ["characters", "pinyin"])
+def test_joint_ctc_training_adds_the_ctc_loss_and_still_evaluates(tiny_corpus, tmp_path, targets):
+    common = ["--data_dir", str(tiny_corpus), "--max_steps", "2", "--save_steps", "100", "--seed", "3", *TINY]
+    plain, joint = tmp_path / "plain", tmp_path / "joint"
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(plain), *common])
+    ctc = ["--ctc_weight", "0.5", "--ctc_targets", targets, "--eval_strategy", "steps", "--eval_steps", "1"]
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(joint), *common, *ctc])
+    # Same seed, data and first step: the losses can only differ by the CTC term.
+    assert train_loss(joint) != pytest.approx(train_loss(plain), rel=1e-3)
+    metrics = json.loads((joint / "all_results.json").read_text())
+    assert metrics["eval_samples"] == 4 and metrics["eval_cer"] >= 0.0

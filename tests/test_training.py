@@ -95,3 +95,18 @@ def test_lora_on_the_llm_changes_adapter_weights_only(converted_llm_dir, speech,
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert changed and all("lora_" in name for name in changed)
     assert any("lora_B" in name for name in changed)
+
+
+def test_aed_collator_adds_pinyin_ctc_labels(converted_aed_dir, speech):
+    pytest.importorskip("pypinyin")
+    from transformers_fireredasr.pinyin_units import build_unit_vocab, encode_units
+
+    processor = FireRedAsrProcessor.from_pretrained(converted_aed_dir)
+    vocab = build_unit_vocab([speech[0].text, speech[14].text])
+    batch = FireRedAedDataCollator(processor, ctc_unit_vocab=vocab)(examples([speech[0], speech[14]]))
+    first, second = encode_units(speech[0].text, vocab), encode_units(speech[14].text, vocab)
+    width = max(len(first), len(second))
+    assert batch["ctc_labels"].shape == (2, width)
+    assert batch["ctc_labels"][0].tolist() == first + [-100] * (width - len(first))
+    assert batch["ctc_labels"][1].tolist() == second + [-100] * (width - len(second))
+    assert "ctc_labels" not in FireRedAedDataCollator(processor)(examples([speech[0]]))

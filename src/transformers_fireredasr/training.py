@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .pinyin_units import encode_units
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 
 
@@ -40,12 +41,15 @@ class FireRedAedDataCollator:
     """Turns `{"audio": ..., "text": ...}` examples into a padded AED training batch.
 
     Gives `input_features`, `attention_mask` and `labels` (token ids + `<eos>`, padding set to -100, so the loss
-    ignores it); the model builds the `<sos>`-shifted decoder inputs itself.
+    ignores it); the model builds the `<sos>`-shifted decoder inputs itself. With `ctc_unit_vocab` (see
+    `pinyin_units.build_unit_vocab`) it also gives `ctc_labels`: the pinyin unit ids, padded with -100, for an
+    auxiliary CTC loss (the trainer must remove them before calling the model).
     """
 
     processor: FireRedAsrProcessor
     audio_column: str = "audio"
     text_column: str = "text"
+    ctc_unit_vocab: dict[str, int] | None = None
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         sampling_rate = self.processor.feature_extractor.sampling_rate
@@ -54,6 +58,9 @@ class FireRedAedDataCollator:
         texts = [example[self.text_column] for example in examples]
         labels = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"].ne(1), -100)
+        if self.ctc_unit_vocab is not None:
+            units = [torch.tensor(encode_units(text, self.ctc_unit_vocab), dtype=torch.long) for text in texts]
+            batch["ctc_labels"] = torch.nn.utils.rnn.pad_sequence(units, batch_first=True, padding_value=-100)
         return dict(batch)
 
 
