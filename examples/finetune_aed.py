@@ -10,10 +10,11 @@ Fine-tune a converted model:
     python examples/finetune_aed.py --model_name_or_path ./FireRedASR-AED-L-hf --data_dir ./corpus \\
         --output_dir ./aed-finetuned --max_steps 2000
 
-Train a small model from scratch (how the bundled demo model was made, see its README.md):
+Train a small model from scratch (how the bundled demo model was made: `examples/train_demo_model.sh` has the exact
+command). A new Mandarin model needs the auxiliary pinyin CTC loss to start learning within an hour:
 
     fireredasr-make-corpus ./corpus --num-train 8000 --num-test 300
-    python examples/finetune_aed.py --data_dir ./corpus --output_dir ./demo --hidden_size 128 ...
+    python examples/finetune_aed.py --data_dir ./corpus --output_dir ./demo --ctc_weight 0.5 --ctc_targets pinyin
 
 Data-parallel on several processes (gloo on CPU, nccl on GPUs): `torchrun --nproc_per_node 2 examples/finetune_aed.py ...`.
 """
