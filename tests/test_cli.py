@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.audio import read_wav
 from transformers_fireredasr import cli
 
 
@@ -89,3 +91,14 @@ def test_no_progress_silences_every_bar(converted_aed_dir, files, capsys):
 def test_help_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "transformers_fireredasr.cli", "--help"], capture_output=True)
     assert result.returncode == 0 and b"--output-format" in result.stdout
+
+
+def test_progress_bar_counts_seconds_of_audio_on_a_terminal(converted_aed_dir, files, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # tqdm draws only on a terminal
+    assert cli.main(files["good"][:2] + ["--model", str(converted_aed_dir), "--num-beams", "1"]) == 0
+    err = capsys.readouterr().err
+    total = sum(len(read_wav(path)) for path in files["good"][:2]) / 16000
+    bars = re.findall(r"transcribing: +100%\|[^|]*\| ([0-9.]+)/([0-9.]+)", err)
+    assert bars, err[-2000:]
+    done, whole = map(float, bars[-1])
+    assert done == pytest.approx(total, abs=0.05) and whole == pytest.approx(total, abs=0.05)
