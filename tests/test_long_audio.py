@@ -1,5 +1,6 @@
-"""Long recordings with the bundled demo model: VAD segmentation, batched decoding, timestamps, the CLI's srt/jsonl,
-and the robustness cases (silence, stereo, other rates, bad values and files)."""
+"""Long recordings with the trained test AED: VAD segmentation, batched decoding, timestamps, the CLI's srt/jsonl,
+and the robustness cases (silence, stereo, other rates, bad values and files). The same long-recording checks with
+the bundled demo model are in `test_demo_model.py`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ RATE = 16000
 
 @pytest.fixture(scope="module")
 def asr(converted_aed_dir):
-    """The trained test AED (it transcribes the fixture's sentences); the bundled demo model is not shipped yet."""
+    """The trained test AED (it transcribes the fixture's sentences, which the demo model's vocabulary lacks)."""
     return pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
 
 

@@ -164,7 +164,7 @@ def test_top_level_model_cards_is_a_relative_link_to_the_package_copy():
 
 
 def test_wheel_ships_the_cards(tmp_path):
-    """A non-editable install gets the cards: build a wheel from a copy of the project and look inside."""
+    """A non-editable install gets the cards and the demo model: build a wheel from a copy of the project and look inside."""
     source = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     shutil.copytree(ROOT / "src", source / "src", ignore=ignore)
@@ -178,6 +178,10 @@ def test_wheel_ships_the_cards(tmp_path):
         for name in MODEL_CARDS:
             card = archive.read(f"transformers_fireredasr/model_cards/{name}/README.md").decode("utf-8")
             assert card == CARD_FILES[name].read_text("utf-8")
+        # The bundled demo model (when this build has one) ships whole, so `fireredasr-transcribe` works after install.
+        demo = ROOT / "src" / "transformers_fireredasr" / "demo"
+        for path in sorted(demo.iterdir()) if demo.is_dir() else []:
+            assert archive.getinfo(f"transformers_fireredasr/demo/{path.name}").file_size == path.stat().st_size
 
 
 # --- the converters write the card ----------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 pytestmark = [
     requires_espeak,  # both notebooks synthesize their speech with espeak-ng and sox
-    # Both notebooks start from the bundled demo model (issue #4), which this build does not ship yet.
-    pytest.mark.skipif(bundled_model_dir() is None, reason="the bundled demo model is not shipped yet (issue #4)"),
+    # Both notebooks start from the bundled demo model (issue #4).
+    pytest.mark.skipif(bundled_model_dir() is None, reason="this build ships no demo model"),
 ]
 
 
