@@ -129,7 +129,7 @@ def test_long_recording_through_the_command(long_recording, tmp_path, capsys):
 
 
 def test_card_usage_block_runs():
-    """The card's python example, run from the repository root as written."""
+    """The card's python example, run from the repository root as written, prints what its comment says."""
     import subprocess
     import sys
 
@@ -137,4 +137,6 @@ def test_card_usage_block_runs():
     code = re.search(r"```python\n(.*?)```", card, re.DOTALL).group(1)
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "{'text': '" in result.stdout
+    # The output the card shows in its comment is the output the model gives.
+    shown = re.search(r"# (\{'text': '[^']*'\})", code).group(1)
+    assert shown in result.stdout, result.stdout
