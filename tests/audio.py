@@ -9,7 +9,7 @@ import pytest
 
 from transformers_fireredasr.synthetic_corpus import Voice, synthesize, write_wav
 
-__all__ = ["noise", "read_wav", "synthesize_mandarin", "write_wav"]
+__all__ = ["join_with_pauses", "noise", "read_wav", "synthesize_mandarin", "write_wav"]
 
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 # Mark tests that synthesize speech; they are skipped when espeak-ng or sox is missing.
@@ -36,6 +36,20 @@ def noise(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
     rng = np.random.default_rng(seed)
     audio = np.clip(rng.normal(0.0, 0.1, int(seconds * sr)), -1.0, 32767 / 32768)
     return (np.round(audio * 32768.0) / 32768.0).astype(np.float32)
+
+
+def join_with_pauses(
+    utterances: list[np.ndarray], rng: np.random.Generator, pause_s: tuple[float, float] = (1.0, 1.6), sr: int = 16000
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The utterances in a row, each followed by a pause of faint noise (std 0.001) lasting a random
+    `pause_s[0]`-`pause_s[1]` seconds. Returns the recording and each utterance's placed (start, end) in seconds."""
+    pieces, spans, position = [], [], 0
+    for utterance in utterances:
+        pause = rng.normal(0.0, 0.001, int(rng.uniform(*pause_s) * sr)).astype(np.float32)
+        pieces += [utterance, pause]
+        spans.append((position / sr, (position + len(utterance)) / sr))
+        position += len(utterance) + len(pause)
+    return np.concatenate(pieces), spans
 
 
 def synthesize_mandarin(text: str, path: str | Path, speed: int = 160, pitch: int = 50) -> np.ndarray:

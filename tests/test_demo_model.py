@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import pipeline
 
-from tests.audio import skip_without_espeak, write_wav
+from tests.audio import join_with_pauses, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
 from transformers_fireredasr.segmentation import vad_available
 from transformers_fireredasr.synthetic_corpus import make_sentences, random_voice, synthesize
@@ -78,14 +78,7 @@ def test_command_without_model_transcribes_the_sample_audio(capsys):
 def long_recording(fresh_speech, tmp_path_factory):
     """The 80 fresh utterances in a row with 1.0-1.6 s pauses of faint noise: over four minutes."""
     sentences, audio = fresh_speech
-    rng = np.random.default_rng(7)
-    pieces, spans, position = [], [], 0
-    for utterance in audio:
-        pause = rng.normal(0.0, 0.001, int(rng.uniform(1.0, 1.6) * RATE)).astype(np.float32)
-        pieces += [utterance, pause]
-        spans.append((position / RATE, (position + len(utterance)) / RATE))
-        position += len(utterance) + len(pause)
-    recording = np.concatenate(pieces)
+    recording, spans = join_with_pauses(audio, np.random.default_rng(7), (1.0, 1.6), RATE)
     assert len(recording) / RATE > 240
     path = tmp_path_factory.mktemp("long") / "long.wav"
     write_wav(path, recording)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-from tests.audio import requires_espeak, skip_without_espeak, write_wav
+from tests.audio import join_with_pauses, requires_espeak, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
 from transformers_fireredasr.segmentation import fixed_segments, segment_audio, vad_available
 from transformers_fireredasr.training import character_error_rate
@@ -36,13 +36,7 @@ def recording(speech, tmp_path_factory):
     spoken = [u for u in speech if u.text]
     rng = np.random.default_rng(11)
     order = [spoken[i] for _ in range(5) for i in rng.permutation(len(spoken))]
-    pieces, spans, position = [], [], 0
-    for utterance in order:
-        pause = rng.normal(0.0, 0.001, int(rng.uniform(1.0, 1.6) * RATE)).astype(np.float32)
-        pieces += [utterance.audio, pause]
-        spans.append((position / RATE, (position + len(utterance.audio)) / RATE))
-        position += len(utterance.audio) + len(pause)
-    audio = np.concatenate(pieces)
+    audio, spans = join_with_pauses([utterance.audio for utterance in order], rng, (1.0, 1.6), RATE)
     assert len(audio) / RATE > 240
     path = tmp_path_factory.mktemp("long") / "long.wav"
     write_wav(path, audio)

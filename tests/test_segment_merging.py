@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-from tests.audio import requires_espeak, skip_without_espeak, write_wav
+from tests.audio import join_with_pauses, requires_espeak, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
 from transformers_fireredasr.pipeline_fireredasr import join_segment_texts
 from transformers_fireredasr.segmentation import fixed_segments, merge_segments, segment_audio, vad_available
@@ -113,11 +113,8 @@ def recording(speech, tmp_path_factory):
     skip_without_espeak()
     spoken = [u for u in speech if u.text]
     rng = np.random.default_rng(5)
-    pieces = []
-    for index in rng.permutation(len(spoken)):
-        pause = rng.normal(0.0, 0.001, int(rng.uniform(0.6, 1.0) * RATE)).astype(np.float32)
-        pieces += [spoken[index].audio, pause]
-    audio = np.concatenate(pieces)
+    order = rng.permutation(len(spoken))
+    audio, _ = join_with_pauses([spoken[index].audio for index in order], rng, (0.6, 1.0), RATE)
     assert 30 < len(audio) / RATE < 60
     path = tmp_path_factory.mktemp("merging") / "talk.wav"
     write_wav(path, audio)
