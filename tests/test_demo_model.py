@@ -15,7 +15,7 @@ from transformers import pipeline
 from tests.audio import join_with_pauses, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
 from transformers_fireredasr.segmentation import vad_available
-from transformers_fireredasr.synthetic_corpus import make_sentences, random_voice, synthesize
+from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
 from transformers_fireredasr.training import character_error_rate
 
 DEMO = cli.bundled_model_dir()
@@ -26,8 +26,7 @@ RATE = 16000
 
 def held_out_sentences() -> list[str]:
     """The demo corpus' test sentences (`fireredasr-make-corpus --seed 0`): never in its training set."""
-    train = make_sentences(8000, seed=0)
-    return make_sentences(300, seed=1, exclude=set(train))
+    return corpus_sentences(8000, 300, seed=0)[1]
 
 
 @pytest.fixture(scope="module")

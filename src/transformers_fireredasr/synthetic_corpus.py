@@ -153,6 +153,15 @@ def _write_split(folder: Path, sentences: Sequence[str], seed: int, workers: int
             writer.writerow({"file_name": name, "transcription": sentence, **asdict(voice)})
 
 
+def corpus_sentences(
+    num_train: int, num_test: int, seed: int = 0, min_chars: int = 4, max_chars: int = 12
+) -> tuple[list[str], list[str]]:
+    """The training and test sentences of `build_corpus` with these settings: test sentences are drawn after, and
+    never equal to, the training sentences."""
+    train = make_sentences(num_train, seed, min_chars, max_chars)
+    return train, make_sentences(num_test, seed + 1, min_chars, max_chars, exclude=set(train))
+
+
 def build_corpus(
     output_dir: str | Path,
     num_train: int = 8000,
@@ -168,8 +177,7 @@ def build_corpus(
     """
     _check_tools()
     output_dir = Path(output_dir)
-    train = make_sentences(num_train, seed, min_chars, max_chars)
-    test = make_sentences(num_test, seed + 1, min_chars, max_chars, exclude=set(train))
+    train, test = corpus_sentences(num_train, num_test, seed, min_chars, max_chars)
     _write_split(output_dir / "train", train, seed=2 * seed + 10, workers=workers)
     _write_split(output_dir / "test", test, seed=2 * seed + 11, workers=workers)
     return output_dir
