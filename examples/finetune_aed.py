@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
-from transformers import GenerationConfig, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
 from transformers_fireredasr import (
     FireRedAedConfig,
@@ -39,7 +39,7 @@ from transformers_fireredasr import (
     FireRedAsrProcessor,
     FireRedAsrTokenizer,
 )
-from transformers_fireredasr.conversion.aed import AED_DECODING
+from transformers_fireredasr.conversion.aed import aed_generation_config
 from transformers_fireredasr.modeling_conformer import encoder_frame_mask
 from transformers_fireredasr.pinyin_units import BLANK_UNIT, build_unit_vocab
 from transformers_fireredasr.training import (
@@ -150,8 +150,9 @@ def new_model_and_processor(
         blank_token_id=tokenizer.convert_tokens_to_ids("<blank>"),
     )
     model = FireRedAedForConditionalGeneration(config)
-    # Not `generation_config.update(...)`: it drops keys GenerationConfig does not define (softmax_smoothing, ...).
-    model.generation_config = GenerationConfig(**{**model.generation_config.to_diff_dict(), **AED_DECODING})
+    # The converters' published settings. Not built from `model.generation_config`: `update()` and a config made
+    # with `_from_model_config=True` both drop keys GenerationConfig does not define (softmax_smoothing, ...).
+    model.generation_config = aed_generation_config(config)
     return model, processor
 
 

@@ -14,6 +14,7 @@ from transformers import pipeline
 
 from tests.audio import join_with_pauses, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
+from transformers_fireredasr.conversion.aed import AED_DECODING
 from transformers_fireredasr.segmentation import vad_available
 from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
 from transformers_fireredasr.training import character_error_rate
@@ -49,6 +50,8 @@ def test_what_ships():
     names = {path.name for path in DEMO.iterdir()}
     assert {"model.safetensors", "config.json", "generation_config.json", "processor_config.json", "dict.txt"} <= names
     assert (DEMO / "model.safetensors").stat().st_size <= 10.5e6
+    generation = json.loads((DEMO / "generation_config.json").read_text())
+    assert {key: generation.get(key) for key in AED_DECODING} == AED_DECODING  # the published decoding
     card = (DEMO / "README.md").read_text(encoding="utf-8")
     metadata = yaml.safe_load(card.split("---")[1])
     assert metadata["pipeline_tag"] == "automatic-speech-recognition" and "zh" in metadata["language"]

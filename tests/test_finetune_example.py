@@ -48,6 +48,11 @@ def test_from_scratch_trains_saves_and_transcribes(tiny_corpus, tmp_path):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
     metrics = json.loads((out / "all_results.json").read_text())
     assert metrics["eval_samples"] == 4 and 0.0 <= metrics["eval_cer"] and metrics["train_loss"] > 0
+    # The saved model decodes with the published FireRedASR settings, custom keys included.
+    from transformers_fireredasr.conversion.aed import AED_DECODING
+
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert {key: generation.get(key) for key in AED_DECODING} == AED_DECODING
 
     from transformers import pipeline
 
