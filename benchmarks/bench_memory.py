@@ -147,10 +147,10 @@ def build_random_model(options, folder: Path) -> int:
     device (or `--build-device`), into `folder`, with its processor (Qwen2 tokenizer + `<speech>`) and the published generation config.
     Returns the parameter count."""
     import torch
-    from transformers import GenerationConfig, Qwen2Config
+    from transformers import Qwen2Config
 
     from transformers_fireredasr import FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq, FireRedLlmProcessor
-    from transformers_fireredasr.conversion.llm import LLM_DECODING
+    from transformers_fireredasr.conversion.llm import llm_generation_config
     from transformers_fireredasr.processing_fireredasr import SPEECH_TOKEN
 
     sizes = SIZES[options.size]
@@ -186,12 +186,7 @@ def build_random_model(options, folder: Path) -> int:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # hand the memory back before the workers start
-    GenerationConfig(
-        bos_token_id=text_config.bos_token_id,
-        eos_token_id=text_config.eos_token_id,
-        pad_token_id=text_config.pad_token_id,
-        **LLM_DECODING,
-    ).save_pretrained(folder)
+    llm_generation_config(text_config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return params
 

@@ -53,6 +53,16 @@ LLM_DECODING = {
 }
 
 
+def llm_generation_config(text_config) -> GenerationConfig:
+    """The published decoding settings as a generation config, with the language model's special token ids."""
+    return GenerationConfig(
+        bos_token_id=text_config.bos_token_id,
+        eos_token_id=text_config.eos_token_id,
+        pad_token_id=text_config.pad_token_id,
+        **LLM_DECODING,
+    )
+
+
 def split_llm_package(state_dict: dict) -> tuple[dict, dict, dict[str, dict[str, torch.Tensor]]]:
     """Splits `model.pth.tar` weights into encoder (original names), projector and LoRA `{module: {A, B}}`."""
     encoder, projector, lora = {}, {}, {}
@@ -218,12 +228,7 @@ def convert_llm(
         write_lora_adapter(output_dir / LORA_SUBFOLDER, lora)
 
     config.save_pretrained(output_dir)
-    GenerationConfig(
-        bos_token_id=text_config.bos_token_id,
-        eos_token_id=text_config.eos_token_id,
-        pad_token_id=text_config.pad_token_id,
-        **LLM_DECODING,
-    ).save_pretrained(output_dir)
+    llm_generation_config(text_config).save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     return finish_conversion(output_dir, push_to_hub, model_card=LLM_CARD)
 
