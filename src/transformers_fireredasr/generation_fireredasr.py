@@ -19,10 +19,12 @@ limit); `max_new_tokens` / `max_length` can only lower it.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
+from torch import nn
 from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
-from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
 from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
@@ -33,6 +35,9 @@ FIREREDASR_GENERATION_DEFAULTS = {
     "eos_penalty": 1.0,
     "gnmt_length_penalty": 0.0,
 }
+
+# How many decoding steps an accelerator runs between asking whether every row has finished (a host-device sync).
+_CHECK_EVERY_ON_ACCELERATORS = 8
 
 # The original's "minus infinity" for beam scores; kept identical so that score arithmetic matches bit for bit.
 _NEG_INF = -1e10
@@ -66,6 +71,19 @@ def _validate_decoding_options(options: dict) -> None:
         raise ValueError(f"gnmt_length_penalty must be >= 0, got {options['gnmt_length_penalty']}")
 
 
+def reorder_self_attention_cache(cache: EncoderDecoderCache, rows: torch.LongTensor) -> None:
+    """Moves the self-attention cache rows to `rows`; a static cache is rewritten in place, so that the buffers
+    a compiled step (or a CUDA graph) captured stay the ones it reads."""
+    self_attention = cache.self_attention_cache
+    if not isinstance(self_attention, StaticCache):
+        self_attention.reorder_cache(rows)
+        return
+    for layer in self_attention.layers:
+        if layer.is_initialized:
+            layer.keys.copy_(layer.keys.index_select(0, rows))
+            layer.values.copy_(layer.values.index_select(0, rows))
+
+
 @torch.no_grad()
 def original_beam_search(
     model,
@@ -80,8 +98,16 @@ def original_beam_search(
     decoder_start_token_id: int,
     eos_token_id: int,
     pad_token_id: int,
+    cache: EncoderDecoderCache | None = None,
+    step_forward: Callable | None = None,
+    check_every: int = 1,
 ) -> tuple[torch.LongTensor, torch.FloatTensor]:
     """The original FireRedASR beam search on the KV cache, with a per-utterance length limit.
+
+    `cache` is an empty `EncoderDecoderCache` for the `num_beams * N` rows (default: dynamic); with a static
+    self-attention cache every step after the first has the same shapes and may run through `step_forward` (e.g.
+    `model.get_compiled_call(...)`; default: the model itself). `check_every` is how often (in steps) the loop
+    asks the device whether every row has finished, a host-device sync; steps taken after that change nothing.
 
     Returns `(sequences, scores)`: `sequences` `(N * num_return_sequences, L)` start with the start token, end
     with `<eos>` when the hypothesis finished, and are right-padded with `pad_token_id`; `scores` are the final
@@ -100,43 +126,59 @@ def original_beam_search(
     scores = first_beam_only.repeat(batch).view(rows, 1)
     finished = torch.zeros(rows, 1, dtype=torch.bool, device=device)
     row_offset = (beams * torch.arange(batch, device=device)).repeat_interleave(beams)
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    decoder = model.get_decoder()
+    same_rows = torch.arange(rows, device=device)
+    max_steps = int(max_new_tokens.max())
+    # The first step at which every row was frozen: the original stops there, so later steps must not count.
+    stopped_at = torch.full((), max_steps, dtype=torch.long, device=device)
+    cache = cache if cache is not None else EncoderDecoderCache(DynamicCache(), DynamicCache())
+    static_cache = isinstance(cache.self_attention_cache, StaticCache)
+    encoder_outputs = FireRedConformerEncoderOutput(
+        last_hidden_state=encoder_hidden_states, attention_mask=encoder_attention_mask
+    )
 
-    for step in range(int(max_new_tokens.max())):
+    for step in range(max_steps):
         # Rows past their own limit are frozen like finished ones: they keep their score and append <eos>.
         frozen = finished | (row_limit <= step)
-        if bool(frozen.all()):
+        all_frozen = frozen.all()
+        if step % check_every == 0 and bool(all_frozen):
             break
-        hidden = decoder(
-            input_ids=ys[:, -1:],
-            attention_mask=ys.ne(pad_token_id).long(),
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
+        stopped_at = torch.where(all_frozen, torch.clamp(stopped_at, max=step), stopped_at)
+        decoder_mask = ys.ne(pad_token_id)
+        if static_cache:  # one shape for every step: the mask spans the whole preallocated cache
+            decoder_mask = nn.functional.pad(decoder_mask, (0, max_steps - ys.shape[1]))
+        forward = model if step == 0 or step_forward is None else step_forward
+        logits = forward(
+            encoder_outputs=encoder_outputs,
+            decoder_input_ids=ys[:, -1:],
+            decoder_attention_mask=decoder_mask.long(),
             past_key_values=cache,
-            position_ids=torch.full((rows, 1), step, dtype=torch.long, device=device),
+            decoder_position_ids=torch.full((rows, 1), step, dtype=torch.long, device=device),
             use_cache=True,
-        ).last_hidden_state
-        logits = model.get_output_embeddings()(hidden[:, -1]).float()
-        step_scores = torch.log_softmax(logits / softmax_smoothing, dim=-1)
+        ).logits
+        step_scores = torch.log_softmax(logits[:, -1].float() / softmax_smoothing, dim=-1)
         if eos_penalty != 1.0:
             step_scores[:, eos_token_id] *= eos_penalty
         top_scores, top_tokens = torch.topk(step_scores, k=beams, dim=1)
         top_scores = torch.where(frozen, first_beam_only.view(1, beams), top_scores)
         top_tokens = torch.where(frozen, torch.full_like(top_tokens, eos_token_id), top_tokens)
 
-        scores = (scores + top_scores).view(batch, beams * beams)
-        scores, best = torch.topk(scores, k=beams, dim=1)
-        scores = scores.view(rows, 1)
+        candidates = (scores + top_scores).view(batch, beams * beams)
+        best_scores, best = torch.topk(candidates, k=beams, dim=1)
+        # Once every row is frozen (not yet noticed by the host), a step keeps every row where it is.
+        scores = torch.where(all_frozen, scores, best_scores.view(rows, 1))
         source_rows = torch.div(best, beams, rounding_mode="floor").view(rows) + row_offset
+        source_rows = torch.where(all_frozen, same_rows, source_rows)
         new_tokens = torch.gather(top_tokens.view(batch, beams * beams), 1, best).view(rows, 1)
+        new_tokens = torch.where(all_frozen, eos_token_id, new_tokens)
         ys = torch.cat((ys[source_rows], new_tokens), dim=1)
         # Beams only move within their utterance, whose rows share one encoder output: the cross-attention cache
         # needs no reordering (copying it every step cost 6-17% of decoding time on CPU, benchmarks/RESULTS.md).
-        cache.self_attention_cache.reorder_cache(source_rows)
+        reorder_self_attention_cache(cache, source_rows)
         row_limit = row_limit[source_rows]
         finished = new_tokens.eq(eos_token_id)
 
+    if check_every > 1:
+        ys = ys[:, : int(stopped_at) + 1]
     lengths = ys.ne(eos_token_id).sum(dim=-1)  # start token + real tokens, as the original counts them
     scores = scores.view(batch, beams)
     if gnmt_length_penalty > 0.0:
@@ -155,6 +197,32 @@ def original_beam_search(
 
 class FireRedAedGenerationMixin(GenerationMixin):
     """`generate()` for FireRedASR-AED: the original decoding rules by default, any transformers mode on request."""
+
+    def _decoding_cache(
+        self, generation_config, rows: int, max_steps: int, frames: int
+    ) -> tuple[EncoderDecoderCache, Callable | None]:
+        """The cache for `original_beam_search` and, when transformers' auto-compile rules allow it, the compiled
+        forward for its steps.
+
+        `cache_implementation="static"` preallocates the self-attention cache for `max_steps` tokens (and the
+        cross-attention cache for `frames`), so every step after the first has the same shapes; the steps then run
+        through `get_compiled_call(compile_config)` (CUDA graphs with the default `reduce-overhead` mode) on an
+        accelerator, or anywhere with `CompileConfig(...)._compile_all_devices = True`, unless `disable_compile`.
+        """
+        if generation_config.cache_implementation not in (None, "dynamic", "static"):
+            raise ValueError(
+                f"cache_implementation={generation_config.cache_implementation!r} is not supported by FireRedASR-AED's"
+                " decoding; use 'dynamic' (default) or 'static'"
+            )
+        if generation_config.cache_implementation != "static":
+            return EncoderDecoderCache(DynamicCache(), DynamicCache()), None
+        cache = EncoderDecoderCache(
+            StaticCache(config=self.config, max_cache_len=max_steps),
+            StaticCache(config=self.config, max_cache_len=frames),
+        )
+        if not self._valid_auto_compile_criteria({"past_key_values": cache}, generation_config):
+            return cache, None
+        return cache, self.get_compiled_call(generation_config.compile_config)
 
     def generate(
         self,
@@ -210,6 +278,12 @@ class FireRedAedGenerationMixin(GenerationMixin):
             raise ValueError(f"num_return_sequences ({num_return_sequences}) must be <= num_beams ({num_beams})")
 
         if options["original_beam_search"] and not generation_config.do_sample:
+            cache, step_forward = self._decoding_cache(
+                generation_config,
+                rows=num_beams * len(limits),
+                max_steps=int(limits.max()),
+                frames=frame_mask.shape[1],
+            )
             sequences, scores = original_beam_search(
                 self,
                 encoder_outputs[0],
@@ -223,6 +297,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 decoder_start_token_id=setting("decoder_start_token_id"),
                 eos_token_id=eos_token_id,
                 pad_token_id=setting("pad_token_id"),
+                cache=cache,
+                step_forward=step_forward,
+                check_every=1 if self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
             )
             if generation_config.return_dict_in_generate:
                 return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)

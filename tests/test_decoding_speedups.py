@@ -1,0 +1,114 @@
+"""Decoding speed-ups keep transcripts identical: static cache, compiled steps, fewer host-device syncs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import CompileConfig
+
+from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
+from transformers_fireredasr.generation_fireredasr import original_beam_search
+from transformers_fireredasr.modeling_conformer import encoder_frame_mask
+
+
+@pytest.fixture(scope="module")
+def trained(converted_aed_dir):
+    return load(converted_aed_dir, attn_implementation="sdpa")
+
+
+@pytest.fixture(scope="module")
+def untrained(converted_odd_dir):
+    """A random model: its hypotheses run into the per-utterance length limits instead of ending on `<eos>`."""
+    return load(converted_odd_dir, attn_implementation="sdpa")
+
+
+def test_static_cache_matches_reference(trained, reference_aed, speech):
+    """`cache_implementation="static"` with the published settings gives the reference's token ids, batched."""
+    model, processor = trained
+    expected = reference_aed.transcribe([u.path for u in speech], **PUBLISHED)
+    sequences, texts = transcribe(model, processor, speech, cache_implementation="static")
+    for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
+        assert token_ids(row, model.config) == ids
+        assert text == reference_text
+
+
+@pytest.mark.parametrize("fixture", ["trained", "untrained"])
+def test_static_cache_in_transformers_searches(fixture, request, speech):
+    """transformers' own searches (its beam search, sampling) also run on a static cache, with the same output."""
+    model, processor = request.getfixturevalue(fixture)
+    batch = [speech[0], speech[-1], speech[4]]
+    for kwargs in (dict(original_beam_search=False, num_beams=3), dict(do_sample=True, top_k=1)):
+        dynamic, _ = transcribe(model, processor, batch, max_new_tokens=12, **kwargs)
+        static, _ = transcribe(model, processor, batch, max_new_tokens=12, cache_implementation="static", **kwargs)
+        assert torch.equal(dynamic, static)
+
+
+def test_compiled_steps_match_eager_steps(untrained, speech):
+    """With a static cache every step after the first runs through `get_compiled_call` (fullgraph: no graph
+    break), and the transcripts are those of uncompiled decoding. On CPU compiling needs `_compile_all_devices`;
+    on an accelerator it is automatic, as in transformers' `generate`."""
+    model, processor = untrained
+    batch = [speech[1], speech[-1], speech[6]]
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+    compile_config._compile_all_devices = True
+    expected, _ = transcribe(model, processor, batch)
+    model.__dict__.pop("_compiled_call", None)
+    compiled, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
+    assert "_compiled_call" in model.__dict__, "the compiled forward was not used"
+    assert torch.equal(expected, compiled)
+    again, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
+    assert torch.equal(expected, again)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+def test_asking_less_often_whether_all_finished_changes_nothing(trained, cache_implementation, num_beams, speech):
+    """On an accelerator the beam loop checks for the end every few steps (each check is a host-device sync);
+    the steps it takes after every row has finished must leave sequences and scores exactly as they were.
+
+    The case that shows it: the last row to stop is cut by its own length limit while the others ended on
+    `<eos>` earlier. The original stops there, so that row gets no `<eos>`; a further step would append one.
+    With greedy decoding that case is built exactly; with beams the other hypotheses may run longer.
+    """
+    model, processor = trained
+    batch = [speech[14], speech[8], speech[-1], speech[5]]  # 8, 5, 0 and 6 tokens
+    inputs = processor([u.audio for u in batch], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(inputs["input_features"], attention_mask=inputs["attention_mask"])
+    frame_mask = encoder_frame_mask(encoder_outputs, inputs["attention_mask"])
+
+    def decode(limits: torch.Tensor, check_every: int):
+        cache, _ = model._decoding_cache(
+            model.generation_config.__class__(cache_implementation=cache_implementation),
+            rows=num_beams * len(batch),
+            max_steps=int(limits.max()),
+            frames=frame_mask.shape[1],
+        )
+        return original_beam_search(
+            model, encoder_outputs[0], frame_mask, limits, num_beams=num_beams, num_return_sequences=1,
+            softmax_smoothing=1.25, eos_penalty=1.0, gnmt_length_penalty=0.6, decoder_start_token_id=3,
+            eos_token_id=4, pad_token_id=2, cache=cache, check_every=check_every,
+        )  # fmt: skip
+
+    frame_limits = frame_mask.sum(-1)
+    natural, _ = decode(frame_limits, check_every=1)
+    lengths = torch.tensor([len(token_ids(row, model.config)) for row in natural])
+    longest = int(lengths.argmax())
+    cut = int(lengths.sort().values[-2]) + 1  # after every other utterance has ended
+    assert cut < lengths[longest] < frame_limits.min(), "the fixture no longer gives the case this test needs"
+    limits = frame_limits.clone()
+    limits[longest] = cut
+
+    sequences, scores = decode(limits, check_every=1)
+    if num_beams == 1:
+        assert not sequences[longest].eq(model.config.eos_token_id).any()  # cut without <eos>, as the original
+    for check_every in (4, 7):
+        other_sequences, other_scores = decode(limits, check_every)
+        assert torch.equal(sequences, other_sequences)
+        assert torch.equal(scores, other_scores)
+
+
+def test_unsupported_cache_implementation_is_refused(trained, speech):
+    model, processor = trained
+    with pytest.raises(ValueError, match="cache_implementation='offloaded'.*'dynamic'.*'static'"):
+        transcribe(model, processor, speech[:1], cache_implementation="offloaded")
