@@ -241,7 +241,22 @@ def run_reference(model, features, lengths, beam: int, max_new_tokens: int) -> l
     return [hyp[0]["yseq"].tolist() for hyp in hyps]
 
 
-def run_ours(model, features, mask, beam: int, max_new_tokens: int) -> list[list[int]]:
+def cache_settings(cache: str, compile_mode: str) -> dict:
+    """`generate()` keywords for `--cache` and `--compile`: a static cache compiles its decoding steps on an
+    accelerator by transformers' own rule (`auto`); `on` compiles on any device (fullgraph), `off` never."""
+    settings = {"cache_implementation": cache}
+    if compile_mode == "on":
+        from transformers import CompileConfig
+
+        compile_config = CompileConfig(fullgraph=True)
+        compile_config._compile_all_devices = True  # transformers' switch for compiling on the CPU too
+        settings["compile_config"] = compile_config
+    elif compile_mode == "off":
+        settings["disable_compile"] = True
+    return settings
+
+
+def run_ours(model, features, mask, beam: int, max_new_tokens: int, **settings) -> list[list[int]]:
     sequences = model.generate(
         features,
         attention_mask=mask,
@@ -250,6 +265,7 @@ def run_ours(model, features, mask, beam: int, max_new_tokens: int) -> list[list
         gnmt_length_penalty=DECODING["length_penalty"],
         eos_penalty=DECODING["eos_penalty"],
         max_new_tokens=max_new_tokens,
+        **settings,
     )
     return [token_ids(row, model.config) for row in sequences.tolist()]
 
@@ -349,7 +365,9 @@ def bench_setting(reference, ours, options, batch: int, beam: int, seconds: floa
         return run_reference(reference, features, lengths, beam, options.max_new_tokens)
 
     def call_ours():
-        return run_ours(ours, features, mask, beam, options.max_new_tokens)
+        return run_ours(
+            ours, features, mask, beam, options.max_new_tokens, **cache_settings(options.cache, options.compile)
+        )
 
     ref, our = Measurement(), Measurement()
     with torch.inference_mode():
@@ -421,7 +439,8 @@ def environment(options) -> str:
     return (
         f"date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; device {options.device} ({name}); "
         f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}; "
-        f"torch threads {torch.get_num_threads()}; attention (ours) {options.attn}\n"
+        f"torch threads {torch.get_num_threads()}; attention (ours) {options.attn}; cache (ours) {options.cache}, "
+        f"compile {options.compile}\n"
         f"transformers_fireredasr from {Path(transformers_fireredasr.__file__).parent} ({source_revision()})"
     )
 
@@ -445,13 +464,13 @@ def source_revision() -> str:
     return f"commit {commit}{' +changes' if dirty else ''}"
 
 
-def profile_ours(ours, row: dict, beam: int, max_new_tokens: int, limit: int = 25) -> str:
+def profile_ours(ours, row: dict, beam: int, max_new_tokens: int, settings: dict, limit: int = 25) -> str:
     """The top operators of one `generate` call of ours, by self CPU time (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if row["features"].is_cuda else [])
     with torch.inference_mode(), profile(activities=activities) as profiler:
-        run_ours(ours, row["features"], row["mask"], beam, max_new_tokens)
+        run_ours(ours, row["features"], row["mask"], beam, max_new_tokens, **settings)
     sort_by = "self_cuda_time_total" if row["features"].is_cuda else "self_cpu_time_total"
     return profiler.key_averages().table(sort_by=sort_by, row_limit=limit)
 
@@ -470,6 +489,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="our attention implementation")
+    parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="our KV cache")
+    parser.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="compile our decoding steps with a static cache: auto = on accelerators only (transformers' rule)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators of ours")
     options = parser.parse_args(argv)
@@ -527,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{first}):\n  reference {ref_ids}\n  ours      {our_ids}"
                     )
                 if options.profile:
-                    print(profile_ours(ours, row, beam, options.max_new_tokens))
+                    settings = cache_settings(options.cache, options.compile)
+                    print(profile_ours(ours, row, beam, options.max_new_tokens, settings))
 
     print()
     print(markdown_table(rows))

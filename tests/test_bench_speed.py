@@ -69,3 +69,23 @@ def test_a_differing_transcript_fails_the_run(bench, capsys, monkeypatch):
     assert "TRANSCRIPTS DIFFER" in output and "utterance 1 (first difference at token 7)" in output
     (row,) = table_rows(output, bench.TABLE_COLUMNS)
     assert row["transcripts"].startswith("1 DIFFER")
+
+
+def test_static_cache_with_compiled_steps_reports_identical_transcripts(bench, capsys, monkeypatch):
+    """`--cache static --compile on`: our steps run compiled (on the CPU too) and still match the reference."""
+    from transformers_fireredasr import FireRedAedForConditionalGeneration
+
+    compiled = []
+    original = FireRedAedForConditionalGeneration.get_compiled_call
+
+    def recording(self, compile_config):
+        compiled.append(compile_config)
+        return original(self, compile_config)
+
+    monkeypatch.setattr(FireRedAedForConditionalGeneration, "get_compiled_call", recording)
+    assert bench.main([*TINY, "--cache", "static", "--compile", "on"]) == 0
+    output = capsys.readouterr().out
+    assert "cache (ours) static, compile on" in output
+    assert compiled and all(config.fullgraph for config in compiled)
+    (row,) = table_rows(output, bench.TABLE_COLUMNS)
+    assert row["transcripts"] == "identical (2/2 distinct)"
