@@ -54,7 +54,8 @@ TARGET_4BIT_GB = 9.0  # the issue's target for FireRedASR-LLM-L in 4-bit on a 30
 
 # Preset sizes. `L` is the published FireRedASR-LLM-L: the FireRedASR-AED-L Conformer encoder (d_model 1280,
 # 16 layers, 20 heads, ffn 5120, kernel 33), the adapter Linear(1280*2 -> 3584) ReLU Linear(3584 -> 3584), and
-# Qwen2-7B-Instruct (its config.json). `tiny` is for CI: all widths multiples of 64 (bitsandbytes' 4-bit block),
+# Qwen2-7B-Instruct (its config.json). `small`: the `small` AED encoder of bench_speed.py and Qwen2-0.5B's shapes, for
+# a CPU. `tiny` is for CI: all widths multiples of 64 (bitsandbytes' 4-bit block),
 # vocabulary just above the Qwen2 tokenizer's (its embeddings and lm_head make up most of the weights).
 SIZES: dict[str, dict] = {
     "tiny": dict(
@@ -62,6 +63,12 @@ SIZES: dict[str, dict] = {
                      conv_kernel_size=33),
         text=dict(vocab_size=151680, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096),
+    ),
+    "small": dict(
+        encoder=dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048,
+                     conv_kernel_size=33),
+        text=dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                  num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768),
     ),
     "L": dict(
         encoder=dict(hidden_size=1280, num_hidden_layers=16, num_attention_heads=20, intermediate_size=5120,

@@ -92,6 +92,13 @@ def encoder_weights(asr_encoder_state: dict, llm_encoder_state: dict) -> dict[st
     }
 
 
+def merge_lora(weight: torch.Tensor, pair: dict[str, torch.Tensor]) -> torch.Tensor:
+    """`weight + (alpha / r) * B @ A`, computed in float32 and returned in `weight`'s dtype and device."""
+    scale = LORA_ALPHA / pair["A"].shape[0]
+    update = scale * (pair["B"].to(weight.device, torch.float32) @ pair["A"].to(weight.device, torch.float32))
+    return (weight.float() + update).to(weight.dtype)
+
+
 def llm_tensors(llm_dir: Path, lora: dict, merge: bool) -> Iterator[tuple[str, torch.Tensor]]:
     """The language model's tensors one at a time, with the LoRA update merged in when `merge`."""
     files = sorted(llm_dir.glob("*.safetensors"))
@@ -104,10 +111,7 @@ def llm_tensors(llm_dir: Path, lora: dict, merge: bool) -> Iterator[tuple[str, t
                 tensor = shard.get_tensor(key)
                 module = key.removesuffix(".weight")
                 if merge and module in lora:
-                    pair = lora[module]
-                    scale = LORA_ALPHA / pair["A"].shape[0]
-                    update = scale * (pair["B"].float() @ pair["A"].float())
-                    tensor = (tensor.float() + update).to(tensor.dtype)
+                    tensor = merge_lora(tensor, lora[module])
                     used.add(module)
                 yield "language_model." + key, tensor
     if merge and used != set(lora):
