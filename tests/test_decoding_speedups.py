@@ -7,6 +7,7 @@ import torch
 from transformers import CompileConfig
 
 from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
+from transformers_fireredasr import FireRedAedForConditionalGeneration
 from transformers_fireredasr.generation_fireredasr import original_beam_search
 from transformers_fireredasr.modeling_conformer import encoder_frame_mask
 
@@ -112,3 +113,16 @@ def test_unsupported_cache_implementation_is_refused(trained, speech):
     model, processor = trained
     with pytest.raises(ValueError, match="cache_implementation='offloaded'.*'dynamic'.*'static'"):
         transcribe(model, processor, speech[:1], cache_implementation="offloaded")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_transcribes_like_float32(converted_aed_dir, trained, dtype, speech):
+    """A half-precision model takes the processor's float32 features as they are (no manual cast) and, on this
+    model, gives the float32 transcripts; log-probs are taken in float32 either way."""
+    model, processor = trained
+    half = FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir, dtype=dtype).eval()
+    batch = speech[:6]
+    expected, _ = transcribe(model, processor, batch)
+    actual, _ = transcribe(half, processor, batch)
+    assert half.get_encoder().subsampling.out.weight.dtype == dtype
+    assert torch.equal(expected, actual)
