@@ -73,6 +73,22 @@ def test_batched_equals_one_by_one(merged, speech, kwargs):
         assert ids_of(row, pad) == ids_of(generate(model, processor, [utterance], **kwargs)[0], pad)
 
 
+def test_static_cache_gives_the_same_ids(merged, speech, monkeypatch):
+    """`cache_implementation="static"` reaches the language model's generate (transformers' static cache, compiled
+    on a GPU by its auto-compile rule) and changes nothing in the output."""
+    from transformers.cache_utils import StaticLayer
+
+    model, processor = merged
+    batch = [speech[0], speech[3], speech[-1]]
+    dynamic = generate(model, processor, batch)
+    updates = []
+    update = StaticLayer.update
+    monkeypatch.setattr(StaticLayer, "update", lambda self, *a, **k: updates.append(1) or update(self, *a, **k))
+    static = generate(model, processor, batch, cache_implementation="static")
+    assert updates, "no static cache was used"
+    assert torch.equal(dynamic, static)
+
+
 def test_prompt_matches_the_original_template(merged, reference_llm, speech):
     """The processor's prompt is the reference's chat prompt with `<speech>` repeated once per speech vector."""
     model, processor = merged
