@@ -126,3 +126,47 @@ def test_half_precision_transcribes_like_float32(converted_aed_dir, trained, dty
     actual, _ = transcribe(half, processor, batch)
     assert half.get_encoder().subsampling.out.weight.dtype == dtype
     assert torch.equal(expected, actual)
+
+
+def test_compiled_steps_compile_once(untrained, speech):
+    """Every step after the first has the same input shapes and strides, so the step compiles into one graph, also
+    with `dynamic=False` (where a changing stride would recompile at every step), and a second call of the same
+    shapes reuses it (under CUDA graphs each new graph would be recorded again)."""
+    model, processor = untrained
+    batch = [speech[1], speech[-1], speech[6]]
+    graphs = []
+
+    def recording_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend=recording_backend, mode=None)
+    compile_config._compile_all_devices = True
+    model.__dict__.pop("_compiled_call", None)
+    expected, _ = transcribe(model, processor, batch)
+    first, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
+    assert len(graphs) == 1
+    kept = model._fireredasr_static_cache[1]
+    second, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
+    assert len(graphs) == 1
+    assert model._fireredasr_static_cache[1] is kept  # same buffers: a CUDA graph would be replayed, not re-recorded
+    assert torch.equal(expected, first) and torch.equal(expected, second)
+
+
+def test_quantized_models_take_float32_features(converted_aed_dir, trained, speech):
+    """Casting the features to the model's dtype must look at the first convolution, not at a Linear layer that a
+    quantizer replaces (bitsandbytes int8 weights, torch's dynamic quantization)."""
+    pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    _, processor = trained
+    int8 = FireRedAedForConditionalGeneration.from_pretrained(
+        converted_aed_dir, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
+    ).eval()
+    assert int8.get_encoder().subsampling.out.weight.dtype == torch.int8
+    dynamic = torch.ao.quantization.quantize_dynamic(
+        FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir).eval(), {torch.nn.Linear}
+    )
+    for model in (int8, dynamic):
+        _, texts = transcribe(model, processor, speech[:2], num_beams=1)
+        assert all(texts)

@@ -71,17 +71,17 @@ def _validate_decoding_options(options: dict) -> None:
         raise ValueError(f"gnmt_length_penalty must be >= 0, got {options['gnmt_length_penalty']}")
 
 
-def reorder_self_attention_cache(cache: EncoderDecoderCache, rows: torch.LongTensor) -> None:
-    """Moves the self-attention cache rows to `rows`; a static cache is rewritten in place, so that the buffers
-    a compiled step (or a CUDA graph) captured stay the ones it reads."""
+def reorder_self_attention_cache(cache: EncoderDecoderCache, rows: torch.LongTensor, filled: int) -> None:
+    """Moves the self-attention cache rows to `rows`. A static cache is rewritten in place (only its first `filled`
+    positions hold anything), so that the buffers a compiled step (or a CUDA graph) captured stay the ones it reads."""
     self_attention = cache.self_attention_cache
     if not isinstance(self_attention, StaticCache):
         self_attention.reorder_cache(rows)
         return
     for layer in self_attention.layers:
         if layer.is_initialized:
-            layer.keys.copy_(layer.keys.index_select(0, rows))
-            layer.values.copy_(layer.values.index_select(0, rows))
+            for buffer in (layer.keys, layer.values):
+                buffer[:, :, :filled].copy_(buffer[:, :, :filled].index_select(0, rows))
 
 
 @torch.no_grad()
@@ -149,7 +149,7 @@ def original_beam_search(
         forward = model if step == 0 or step_forward is None else step_forward
         logits = forward(
             encoder_outputs=encoder_outputs,
-            decoder_input_ids=ys[:, -1:],
+            decoder_input_ids=ys[:, -1:].contiguous(),  # a view's stride grows every step: one compile only
             decoder_attention_mask=decoder_mask.long(),
             past_key_values=cache,
             decoder_position_ids=torch.full((rows, 1), step, dtype=torch.long, device=device),
@@ -173,7 +173,8 @@ def original_beam_search(
         ys = torch.cat((ys[source_rows], new_tokens), dim=1)
         # Beams only move within their utterance, whose rows share one encoder output: the cross-attention cache
         # needs no reordering (copying it every step cost 6-17% of decoding time on CPU, benchmarks/RESULTS.md).
-        reorder_self_attention_cache(cache, source_rows)
+        if beams > 1:  # greedy rows never move
+            reorder_self_attention_cache(cache, source_rows, filled=step + 1)
         row_limit = row_limit[source_rows]
         finished = new_tokens.eq(eos_token_id)
 
@@ -216,10 +217,19 @@ class FireRedAedGenerationMixin(GenerationMixin):
             )
         if generation_config.cache_implementation != "static":
             return EncoderDecoderCache(DynamicCache(), DynamicCache()), None
-        cache = EncoderDecoderCache(
-            StaticCache(config=self.config, max_cache_len=max_steps),
-            StaticCache(config=self.config, max_cache_len=frames),
-        )
+        # Kept for the next call of the same shapes, as transformers' generate keeps its `_cache`: the buffers a
+        # CUDA graph was recorded on stay the same, so it is replayed rather than recorded again.
+        key = (rows, max_steps, frames, self.device, self.dtype)
+        kept = getattr(self, "_fireredasr_static_cache", None)
+        if kept is not None and kept[0] == key:
+            cache = kept[1]
+            cache.reset()
+        else:
+            cache = EncoderDecoderCache(
+                StaticCache(config=self.config, max_cache_len=max_steps),
+                StaticCache(config=self.config, max_cache_len=frames),
+            )
+            self._fireredasr_static_cache = (key, cache)
         if not self._valid_auto_compile_criteria({"past_key_values": cache}, generation_config):
             return cache, None
         return cache, self.get_compiled_call(generation_config.compile_config)
@@ -299,7 +309,8 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 pad_token_id=setting("pad_token_id"),
                 cache=cache,
                 step_forward=step_forward,
-                check_every=1 if self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
+                # Uncompiled steps sync anyway (transformers' mask creation looks at the masks on the host).
+                check_every=1 if step_forward is None or self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
             )
             if generation_config.return_dict_in_generate:
                 return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)

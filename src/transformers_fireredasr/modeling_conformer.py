@@ -341,8 +341,9 @@ class FireRedConformerEncoder(FireRedConformerPreTrainedModel):
                 f"attention_mask has shape {tuple(attention_mask.shape)} but input_features have "
                 f"{tuple(input_features.shape[:2])} (batch, frames)"
             )
-        # Like the LLM's encoder call: float32 features from the processor work with a half-precision model as is.
-        input_features = input_features.to(self.subsampling.out.weight.dtype)
+        # float32 features from the processor work with a half-precision model as is. The first convolution's dtype
+        # is the input's: quantizers replace Linear layers, never this Conv2d.
+        input_features = input_features.to(self.subsampling.conv1.weight.dtype)
         hidden_states, mask = self.subsampling(input_features, attention_mask.bool())
         position_embeddings = self.dropout(self.positional_encoding(hidden_states))
         hidden_states = self.dropout(hidden_states)

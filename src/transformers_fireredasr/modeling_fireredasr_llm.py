@@ -131,8 +131,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         self, input_features: torch.Tensor, feature_attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Speech vectors `(B, N, H)` of fbank `input_features`, and the number of real vectors per utterance."""
-        encoder_dtype = self.encoder.subsampling.out.weight.dtype
-        encoded = self.encoder(input_features.to(encoder_dtype), attention_mask=feature_attention_mask)
+        encoded = self.encoder(input_features, attention_mask=feature_attention_mask)  # it casts the features
         return self.projector(encoded.last_hidden_state, encoded.attention_mask)
 
     def merge_speech(self, input_ids: torch.LongTensor, speech: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
