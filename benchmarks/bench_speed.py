@@ -420,6 +420,43 @@ def format_row(label: str, params: int, options, row: dict) -> list[str]:
     ]
 
 
+def report_setting(row: dict) -> list[str]:
+    """Prints one setting's timings (and a warning when other processes loaded the CPU); returns a description of
+    every utterance whose transcripts differ."""
+    ref, our = row["reference"], row["ours"]
+    setting = f"batch {row['batch']} beam {row['beam']} {row['seconds']:g} s"
+    others = ref.others + our.others
+    print(
+        f"  {setting}: ref {', '.join(f'{t:.3f}' for t in ref.times)} s (min {min(ref.times):.3f}); "
+        f"ours {', '.join(f'{t:.3f}' for t in our.times)} s (min {min(our.times):.3f}); "
+        f"{row['distinct']}/{row['batch']} distinct transcripts"
+        + (f"; other processes used up to {max(others):.0%} of the CPU" if others else ""),
+        flush=True,
+    )
+    if others and max(others) > 0.05:
+        print("  WARNING: other processes loaded the CPU during the timed runs; timings are disturbed")
+    failures = []
+    for index, ref_ids, our_ids in row["mismatches"]:
+        first = next((i for i, (r, o) in enumerate(zip(ref_ids, our_ids, strict=False)) if r != o), None)
+        first = min(len(ref_ids), len(our_ids)) if first is None else first
+        failures.append(
+            f"{setting} utterance {index} (first difference at token {first}):\n  reference {ref_ids}\n"
+            f"  ours      {our_ids}"
+        )
+    return failures
+
+
+def finish(rows: list[list[str]], failures: list[str]) -> int:
+    """Prints the table and the differing transcripts; the exit status (1 when any transcript differs)."""
+    print()
+    print(markdown_table(rows))
+    if failures:
+        print("\nTRANSCRIPTS DIFFER:\n" + "\n".join(failures))
+        return 1
+    print("\nall transcripts identical")
+    return 0
+
+
 def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -534,35 +571,11 @@ def main(argv: list[str] | None = None) -> int:
             for beam in options.beam:
                 row = bench_setting(reference, ours, options, batch, beam, seconds, memory)
                 rows.append(format_row(label, params, options, row))
-                ref, our = row["reference"], row["ours"]
-                others = ref.others + our.others
-                print(
-                    f"  batch {batch} beam {beam} {seconds:g} s: ref {', '.join(f'{t:.3f}' for t in ref.times)} s "
-                    f"(min {min(ref.times):.3f}); ours {', '.join(f'{t:.3f}' for t in our.times)} s "
-                    f"(min {min(our.times):.3f}); {row['distinct']}/{batch} distinct transcripts"
-                    + (f"; other processes used up to {max(others):.0%} of the CPU" if others else ""),
-                    flush=True,
-                )
-                if others and max(others) > 0.05:
-                    print("  WARNING: other processes loaded the CPU during the timed runs; timings are disturbed")
-                for index, ref_ids, our_ids in row["mismatches"]:
-                    first = next((i for i, (r, o) in enumerate(zip(ref_ids, our_ids, strict=False)) if r != o), None)
-                    first = min(len(ref_ids), len(our_ids)) if first is None else first
-                    failures.append(
-                        f"batch {batch} beam {beam} {seconds:g} s utterance {index} (first difference at token "
-                        f"{first}):\n  reference {ref_ids}\n  ours      {our_ids}"
-                    )
+                failures += report_setting(row)
                 if options.profile:
                     settings = cache_settings(options.cache, options.compile)
                     print(profile_ours(ours, row, beam, options.max_new_tokens, settings))
-
-    print()
-    print(markdown_table(rows))
-    if failures:
-        print("\nTRANSCRIPTS DIFFER:\n" + "\n".join(failures))
-        return 1
-    print("\nall transcripts identical")
-    return 0
+    return finish(rows, failures)
 
 
 if __name__ == "__main__":

@@ -52,10 +52,12 @@ from benchmarks.bench_speed import (  # noqa: E402
     PeakMemory,
     encoder_frames,
     environment,
+    finish,
+    format_row,
     make_inputs,
-    markdown_table,
     measure,
     reference_args,
+    report_setting,
 )
 
 REPETITION_PENALTY = 3.0  # published decoding settings of FireRedASR-LLM, beam aside
@@ -252,19 +254,6 @@ def bench_setting(reference, tokenizer, ours, options, batch: int, beam: int, se
     )  # fmt: skip
 
 
-def format_row(label: str, params: int, options, row: dict) -> list[str]:
-    """One table row, with the same columns as bench_speed.py."""
-    ref, our = row["reference"], row["ours"]
-    identical = "identical" if not row["mismatches"] else f"{len(row['mismatches'])} DIFFER"
-    identical += f" ({row['distinct']}/{row['batch']} distinct)"
-    return [
-        label, f"{params / 1e6:.1f}M", options.device, options.dtype, str(row["batch"]), str(row["beam"]),
-        f"{row['audio']:.1f}", f"{row['tokens']:.1f}", f"{ref.wall:.3f}", f"{our.wall:.3f}",
-        f"{ref.wall / row['audio']:.4f}", f"{our.wall / row['audio']:.4f}", f"{ref.wall / our.wall:.2f}x",
-        f"{ref.peak / 2**20:.0f}", f"{our.peak / 2**20:.0f}", identical,
-    ]  # fmt: skip
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="tiny", choices=sorted(LLM_SIZES), help="preset size with random weights")
@@ -319,28 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             for beam in options.beam:
                 row = bench_setting(reference, tokenizer, ours, options, batch, beam, seconds, memory)
                 rows.append(format_row(f"LLM-{options.size}", params, options, row))
-                ref, our = row["reference"], row["ours"]
-                others = ref.others + our.others
-                print(
-                    f"  batch {batch} beam {beam} {seconds:g} s: ref {', '.join(f'{t:.3f}' for t in ref.times)} s; "
-                    f"ours {', '.join(f'{t:.3f}' for t in our.times)} s; {row['distinct']}/{batch} distinct"
-                    + (f"; other processes used up to {max(others):.0%} of the CPU" if others else ""),
-                    flush=True,
-                )
-                if others and max(others) > 0.05:
-                    print("  WARNING: other processes loaded the CPU during the timed runs; timings are disturbed")
-                for index, ref_ids, our_ids in row["mismatches"]:
-                    failures.append(
-                        f"batch {batch} beam {beam} {seconds:g} s utterance {index}:\n  reference {ref_ids}\n"
-                        f"  ours      {our_ids}"
-                    )
-    print()
-    print(markdown_table(rows))
-    if failures:
-        print("\nTRANSCRIPTS DIFFER:\n" + "\n".join(failures))
-        return 1
-    print("\nall transcripts identical")
-    return 0
+                failures += report_setting(row)
+    return finish(rows, failures)
 
 
 if __name__ == "__main__":
