@@ -369,30 +369,30 @@ def bench_setting(reference, ours, options, batch: int, beam: int, seconds: floa
             ours, features, mask, beam, options.max_new_tokens, **cache_settings(options.cache, options.compile)
         )
 
+    audio = batch * seconds if not options.ragged else float(lengths.sum()) / FRAMES_PER_SECOND
+    row = run_side_by_side(call_reference, call_ours, device, memory, options.repeats)
+    return dict(row, batch=batch, beam=beam, seconds=seconds, audio=audio, features=features, mask=mask)
+
+
+def run_side_by_side(call_reference, call_ours, device: torch.device, memory: PeakMemory, repeats: int) -> dict:
+    """Warms up both sides once, times them alternately `repeats` times and compares their token ids: the two
+    measurements, the reference's mean tokens per utterance, its distinct transcripts and the differing ones."""
     ref, our = Measurement(), Measurement()
     with torch.inference_mode():
         call_reference()  # warm-up
         call_ours()
-        for _ in range(options.repeats):
+        for _ in range(repeats):
             measure(call_reference, device, memory, ref)
             measure(call_ours, device, memory, our)
-
-    audio = batch * seconds if not options.ragged else float(lengths.sum()) / FRAMES_PER_SECOND
     mismatches = [
         (index, r, o) for index, (r, o) in enumerate(zip(ref.outputs, our.outputs, strict=True)) if r != o
     ]  # fmt: skip
     return dict(
-        batch=batch,
-        beam=beam,
-        seconds=seconds,
-        audio=audio,
-        tokens=statistics.mean(len(ids) for ids in ref.outputs),
-        distinct=len({tuple(ids) for ids in ref.outputs}),
         reference=ref,
         ours=our,
         mismatches=mismatches,
-        features=features,
-        mask=mask,
+        tokens=statistics.mean(len(ids) for ids in ref.outputs),
+        distinct=len({tuple(ids) for ids in ref.outputs}),
     )
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import functools
 import shutil
-import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -48,16 +47,15 @@ from benchmarks.bench_speed import (  # noqa: E402
 )
 from benchmarks.bench_speed import (  # noqa: E402
     TABLE_COLUMNS,
-    Measurement,
     PeakMemory,
     encoder_frames,
     environment,
     finish,
     format_row,
     make_inputs,
-    measure,
     reference_args,
     report_setting,
+    run_side_by_side,
 )
 
 REPETITION_PENALTY = 3.0  # published decoding settings of FireRedASR-LLM, beam aside
@@ -237,21 +235,8 @@ def bench_setting(reference, tokenizer, ours, options, batch: int, beam: int, se
         )  # fmt: skip
         return without_padding(generated, pad)
 
-    ref, our = Measurement(), Measurement()
-    with torch.inference_mode():
-        call_reference()  # warm-up
-        call_ours()
-        for _ in range(options.repeats):
-            measure(call_reference, device, memory, ref)
-            measure(call_ours, device, memory, our)
-    mismatches = [
-        (index, r, o) for index, (r, o) in enumerate(zip(ref.outputs, our.outputs, strict=True)) if r != o
-    ]  # fmt: skip
-    return dict(
-        batch=batch, beam=beam, seconds=seconds, audio=batch * seconds, reference=ref, ours=our,
-        tokens=statistics.mean(len(ids) for ids in ref.outputs), distinct=len({tuple(i) for i in ref.outputs}),
-        mismatches=mismatches,
-    )  # fmt: skip
+    row = run_side_by_side(call_reference, call_ours, device, memory, options.repeats)
+    return dict(row, batch=batch, beam=beam, seconds=seconds, audio=batch * seconds)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

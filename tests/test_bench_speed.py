@@ -34,6 +34,15 @@ def table_rows(output: str, columns: list[str]) -> list[dict[str, str]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
+def assert_one_utterance_differs(bench, argv: list[str], capsys, message: str) -> None:
+    """The run fails (exit 1), names the differing utterance and marks its table row."""
+    assert bench.main(argv) == 1
+    output = capsys.readouterr().out
+    assert "TRANSCRIPTS DIFFER" in output and message in output
+    (row,) = table_rows(output, bench.TABLE_COLUMNS)
+    assert row["transcripts"].startswith("1 DIFFER")
+
+
 def test_tiny_run_reports_identical_transcripts(bench, capsys):
     assert bench.main(TINY) == 0
     output = capsys.readouterr().out
@@ -64,11 +73,7 @@ def test_a_differing_transcript_fails_the_run(bench, capsys, monkeypatch):
         return outputs
 
     monkeypatch.setattr(bench, "run_ours", altered)
-    assert bench.main(TINY) == 1
-    output = capsys.readouterr().out
-    assert "TRANSCRIPTS DIFFER" in output and "utterance 1 (first difference at token 7)" in output
-    (row,) = table_rows(output, bench.TABLE_COLUMNS)
-    assert row["transcripts"].startswith("1 DIFFER")
+    assert_one_utterance_differs(bench, TINY, capsys, "utterance 1 (first difference at token 7)")
 
 
 def test_static_cache_with_compiled_steps_reports_identical_transcripts(bench, capsys, monkeypatch):
