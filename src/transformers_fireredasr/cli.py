@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio_io import SAMPLING_RATE, decode_file
+from .formats import srt_timestamp, to_srt  # noqa: F401 - srt_timestamp stays importable from here
 
 
 def bundled_model_dir() -> Path | None:
@@ -28,24 +29,6 @@ def bundled_model_dir() -> Path | None:
 def read_audio(path: str) -> np.ndarray:
     """Decodes `path` to float32 mono 16 kHz with ffmpeg; raises ValueError naming the file when that fails."""
     return decode_file(path, SAMPLING_RATE)
-
-
-def srt_timestamp(seconds: float) -> str:
-    """`HH:MM:SS,mmm` as SubRip writes times."""
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
-def to_srt(chunks: Sequence[dict]) -> str:
-    """SubRip subtitles, one cue per timestamped chunk."""
-    cues = []
-    for number, chunk in enumerate(chunks, start=1):
-        start, end = chunk["timestamp"]
-        cues.append(f"{number}\n{srt_timestamp(start)} --> {srt_timestamp(end)}\n{chunk['text']}\n")
-    return "\n".join(cues)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
