@@ -1,0 +1,317 @@
+"""The FastAPI app: OpenAI's transcription routes, `/v1/models`, `/health` and the page at `/`.
+
+A request is admitted (or refused with 429 when the queue is full), its upload decoded and segmented in a worker
+thread (`Transcriber.prepare`), its segments queued on the dynamic batcher, and the answer rendered in the asked
+format, or streamed as server-sent events, one `transcript.text.delta` per finished segment (in order) and then
+`transcript.text.done`. Every error is an OpenAI-style JSON body with its HTTP status.
+
+No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations at run time.
+"""
+
+import asyncio
+import json
+import secrets
+import time
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, format_sse_event
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from ..formats import to_srt, to_text, to_vtt
+from .admission import AdmissionGate, QueueFull, Ticket
+from .batcher import BatcherStopped, DynamicBatcher
+from .openai_schema import (
+    LANGUAGES,
+    ModelCard,
+    ModelList,
+    Transcription,
+    TranscriptionForm,
+    TranscriptionSegment,
+    TranscriptionVerbose,
+    error_body,
+    validation_message,
+)
+from .settings import ServerSettings
+from .transcriber import AudioTooLong, DecodeOptions, PreparedAudio, SegmentResult, Transcriber, join_texts
+
+
+class ServingError(Exception):
+    """An error answered with `status` and OpenAI's error body."""
+
+    def __init__(self, status: int, message: str, type: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+
+def _error_response(error: ServingError) -> JSONResponse:
+    headers = {"Retry-After": "1"} if error.status in (429, 503) else None
+    body = error_body(error.message, error.type, error.param, error.code)
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def _http_error_type(status: int) -> str:
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def _check_options(form: TranscriptionForm, settings: ServerSettings) -> None:
+    """The model name and the combinations of options this server refuses, each with its reason."""
+    if form.model != settings.served_model_name:
+        raise ServingError(
+            404,
+            f"The model {form.model!r} does not exist: this server serves {settings.served_model_name!r}",
+            "invalid_request_error",
+            "model",
+            "model_not_found",
+        )
+    if "word" in form.timestamp_granularities:
+        raise ServingError(
+            400,
+            "word timestamps are not available yet: this model gives segment timestamps; "
+            "use timestamp_granularities[]=segment",
+            "invalid_request_error",
+            "timestamp_granularities[]",
+        )
+    if form.timestamp_granularities and form.response_format != "verbose_json":
+        raise ServingError(
+            400,
+            "timestamp_granularities needs response_format=verbose_json",
+            "invalid_request_error",
+            "timestamp_granularities[]",
+        )
+    if form.stream and form.response_format not in ("json", "text"):
+        raise ServingError(
+            400,
+            f"stream=true sends text deltas; response_format {form.response_format!r} cannot be streamed "
+            "(use json or text, or stream=false)",
+            "invalid_request_error",
+            "stream",
+        )
+
+
+def _chunks(prepared: PreparedAudio, results: list[SegmentResult]) -> list[dict]:
+    """Segments with text in the pipeline's chunk format, for the subtitle writers."""
+    return [
+        {"text": result.text, "timestamp": (segment.start, segment.end)}
+        for segment, result in zip(prepared.segments, results, strict=True)
+        if result.text
+    ]
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
+
+
+def _verbose(form: TranscriptionForm, prepared: PreparedAudio, results: list[SegmentResult]) -> TranscriptionVerbose:
+    segments = []
+    for segment, result in zip(prepared.segments, results, strict=True):
+        if not result.text:
+            continue
+        segments.append(
+            TranscriptionSegment(
+                id=len(segments),
+                seek=round(segment.start * 100),
+                start=segment.start,
+                end=segment.end,
+                text=result.text,
+                tokens=result.tokens,
+                temperature=form.temperature,
+                compression_ratio=_compression_ratio(result.text),
+                confidence=None if result.confidence is None else round(result.confidence, 4),
+            )
+        )
+    return TranscriptionVerbose(
+        language=LANGUAGES[form.language or "zh"],
+        duration=prepared.duration,
+        text=join_texts(results),
+        segments=segments,
+    )
+
+
+def _render(form: TranscriptionForm, prepared: PreparedAudio, results: list[SegmentResult]) -> Response:
+    if form.response_format == "json":
+        return JSONResponse(Transcription(text=join_texts(results)).model_dump())
+    if form.response_format == "text":
+        return PlainTextResponse(to_text(join_texts(results)))
+    if form.response_format == "srt":
+        return PlainTextResponse(to_srt(_chunks(prepared, results)))
+    if form.response_format == "vtt":
+        return PlainTextResponse(to_vtt(_chunks(prepared, results)), media_type="text/vtt")
+    return JSONResponse(_verbose(form, prepared, results).model_dump(exclude_none=True))
+
+
+def _sse(payload: dict, event: str | None = None) -> bytes:
+    return format_sse_event(data_str=json.dumps(payload, ensure_ascii=False), event=event)
+
+
+def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
+    """The server for one loaded model; the batcher's worker runs while the app is up (its lifespan)."""
+    batcher = DynamicBatcher(
+        lambda segments, options: transcriber.decode(segments, options),
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+    )
+    gate = AdmissionGate(settings.max_queue)
+    started = int(time.time())
+    page = (files(__package__) / "static" / "index.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await run_in_threadpool(batcher.stop)
+
+    app = FastAPI(title="FireRedASR transcription server", lifespan=lifespan)
+    app.state.batcher, app.state.gate, app.state.settings = batcher, gate, settings
+
+    @app.exception_handler(ServingError)
+    async def serving_error(request: Request, error: ServingError) -> JSONResponse:
+        return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        message, param = validation_message(list(error.errors()))
+        return _error_response(ServingError(400, message, "invalid_request_error", param))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        message = str(error.detail)
+        if error.status_code == 413:
+            message = f"the upload is larger than this server's limit of {settings.max_upload_mb:g} MB"
+        code = "file_too_large" if error.status_code == 413 else None
+        return _error_response(
+            ServingError(error.status_code, message, _http_error_type(error.status_code), None, code)
+        )
+
+    bearer = HTTPBearer(auto_error=False)
+
+    def require_api_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if settings.api_key is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+            message = "Incorrect API key provided" if given else "Missing API key: send `Authorization: Bearer KEY`"
+            raise ServingError(401, message, "invalid_request_error", None, "invalid_api_key")
+
+    def model_card() -> ModelCard:
+        return ModelCard(id=settings.served_model_name, created=started)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        status = 200 if batcher.alive else 503
+        body = {
+            "status": "ok" if batcher.alive else "unavailable",
+            "model": settings.served_model_name,
+            "model_type": transcriber.model_type,
+            "admitted_requests": gate.admitted,
+            "queued_segments": batcher.pending,
+            "batches": batcher.stats.batches,
+            "mean_batch_size": round(batcher.stats.mean_batch_size, 3),
+            "max_batch_size": settings.max_batch_size,
+        }
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/v1/models", dependencies=[Depends(require_api_key)])
+    async def list_models() -> ModelList:
+        return ModelList(data=[model_card()])
+
+    @app.get("/v1/models/{model:path}", dependencies=[Depends(require_api_key)])
+    async def retrieve_model(model: str) -> ModelCard:
+        if model != settings.served_model_name:
+            raise ServingError(
+                404, f"The model {model!r} does not exist", "invalid_request_error", "model", "model_not_found"
+            )
+        return model_card()
+
+    async def results_of(futures: list, deadline: float) -> list[SegmentResult]:
+        try:
+            return await asyncio.wait_for(
+                asyncio.gather(*(asyncio.wrap_future(future) for future in futures)), deadline - time.monotonic()
+            )
+        except asyncio.TimeoutError:
+            raise ServingError(
+                503,
+                f"timed out after {settings.request_timeout_s:g} s waiting for the model",
+                "server_error",
+                None,
+                "timeout",
+            ) from None
+        except BatcherStopped as error:
+            raise ServingError(503, str(error), "server_error", None, "unavailable") from None
+        except Exception as error:
+            raise ServingError(500, f"transcription failed: {error}", "server_error") from error
+        finally:
+            for future in futures:
+                future.cancel()  # no-op for finished ones; frees the batcher from segments nobody waits for
+
+    async def stream(futures: list, deadline: float, ticket: Ticket) -> AsyncIterator[bytes]:
+        """One delta per finished segment, in time order; the deltas join to the non-streamed text."""
+        results: list[SegmentResult] = []
+        try:
+            for future in futures:
+                results.extend(await results_of([future], deadline))
+                before, after = join_texts(results[:-1]), join_texts(results)
+                if after != before:
+                    yield _sse({"type": "transcript.text.delta", "delta": after[len(before) :]})
+            yield _sse({"type": "transcript.text.done", "text": join_texts(results)})
+        except ServingError as error:
+            yield _sse(error_body(error.message, error.type, error.param, error.code), event="error")
+        finally:
+            for future in futures:
+                future.cancel()
+            ticket.release()
+
+    @app.post(
+        "/v1/audio/transcriptions", dependencies=[Depends(require_api_key)], max_body_size=settings.max_upload_bytes
+    )
+    async def transcriptions(form: Annotated[TranscriptionForm, Form()]) -> Response:
+        _check_options(form, settings)
+        try:
+            ticket = gate.enter()
+        except QueueFull as error:
+            raise ServingError(429, str(error), "rate_limit_error", None, "queue_full") from None
+        streaming = False
+        try:
+            deadline = time.monotonic() + settings.request_timeout_s
+            data = await form.file.read()
+            name = f"file {form.file.filename or 'upload'!r}"
+            try:
+                prepared = await run_in_threadpool(transcriber.prepare, data, name, settings.max_audio_seconds)
+            except AudioTooLong as error:
+                raise ServingError(413, str(error), "invalid_request_error", "file", "audio_too_long") from None
+            except ValueError as error:
+                raise ServingError(400, str(error), "invalid_request_error", "file", "invalid_audio") from None
+            options = DecodeOptions(temperature=form.temperature)
+            try:
+                futures = [batcher.submit(segment, options) for segment in prepared.segments]
+            except BatcherStopped as error:
+                raise ServingError(503, str(error), "server_error", None, "unavailable") from None
+            if form.stream:
+                # The stream frees the place when it ends; the background task too, should it never start.
+                streaming = True
+                return EventSourceResponse(
+                    stream(futures, deadline, ticket), background=BackgroundTask(ticket.release)
+                )
+            return _render(form, prepared, await results_of(futures, deadline))
+        finally:
+            if not streaming:
+                ticket.release()
+
+    return app
+
+
+__all__ = ["ServingError", "create_app"]

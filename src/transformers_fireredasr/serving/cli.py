@@ -1,0 +1,95 @@
+"""`fireredasr-serve`: an OpenAI-compatible transcription server for a FireRedASR model folder or Hub id.
+
+Without `--model` it serves the bundled demo model (synthetic speech only). It binds to 127.0.0.1 unless told
+otherwise (`--host 0.0.0.0` exposes it); with `--port 0` the system picks a free port, which the
+"Uvicorn running on http://HOST:PORT" line names. The API key may also come from FIREREDASR_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+API_KEY_VARIABLE = "FIREREDASR_API_KEY"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fireredasr-serve", description=__doc__)
+    parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
+    parser.add_argument(
+        "--served-model-name", help="the name clients pass as `model` (default: fireredasr-demo, or --model)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_VARIABLE),
+        help=f"require `Authorization: Bearer KEY` ({API_KEY_VARIABLE})",
+    )
+    parser.add_argument(
+        "--max-batch-size", type=int, default=8, help="segments per generate call; 1 turns batching off"
+    )
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=10.0, help="longest a segment waits for others to join it"
+    )
+    parser.add_argument("--max-queue", type=int, default=64, help="requests admitted at once; more get 429")
+    parser.add_argument("--max-upload-mb", type=float, default=25.0, help="larger uploads get 413 (default: 25)")
+    parser.add_argument("--max-audio-seconds", type=float, default=3600.0, help="longer audio gets 413")
+    parser.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request gets 503")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        import uvicorn
+    except ImportError:
+        print(
+            'error: fireredasr-serve needs the serve extra: pip install "transformers-fireredasr[serve]"',
+            file=sys.stderr,
+        )
+        return 2
+
+    from ..cli import bundled_model_dir
+    from .app import create_app
+    from .settings import ServerSettings
+    from .transcriber import Transcriber
+
+    model = options.model or bundled_model_dir()
+    if model is None:
+        print("error: this build ships no demo model; pass --model DIR_OR_HUB_ID", file=sys.stderr)
+        return 2
+    name = options.served_model_name or (options.model if options.model else "fireredasr-demo")
+    try:
+        settings = ServerSettings(
+            served_model_name=name,
+            api_key=options.api_key,
+            max_batch_size=options.max_batch_size,
+            max_wait_ms=options.max_wait_ms,
+            max_queue=options.max_queue,
+            max_upload_mb=options.max_upload_mb,
+            max_audio_seconds=options.max_audio_seconds,
+            request_timeout_s=options.request_timeout,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
+
+    transcriber = Transcriber.from_pretrained(str(model), device=options.device, dtype=options.dtype)
+    app = create_app(transcriber, settings)
+    uvicorn.run(
+        app, host=options.host, port=options.port, log_level=options.log_level, access_log=not options.no_access_log
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Request and response shapes of OpenAI's `/v1/audio/transcriptions` and `/v1/models`, and its error bodies.
+
+The form is a pydantic model that forbids unknown fields: a typo (`respons_format`) or a field this server does not
+support is a 400 naming it, never silently ignored. Responses follow OpenAI's: json `{"text"}`, verbose_json with
+`duration`, `language` and `segments` (each with its start and end; `confidence` is this server's addition, present
+when the decoding reports it), `words` only once the model has word timings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+LANGUAGES = {"zh": "chinese", "en": "english"}
+
+# OpenAI fields this server knows but does not support, with the reason given in the 400.
+UNSUPPORTED_FIELDS = {
+    "prompt": "FireRedASR models take no text prompt",
+    "hotwords": "hotword biasing is not supported by this server yet",
+    "keywords": "keyword biasing is not supported by this server yet",
+    "chunking_strategy": "the server always cuts audio into speech segments with silero-vad, as the pipeline does",
+    "include": "token log-probabilities are not returned; verbose_json carries a segment's confidence when known",
+    "languages": "pass one `language` (zh or en)",
+    "known_speaker_names": "speaker diarization is not supported",
+    "known_speaker_references": "speaker diarization is not supported",
+}
+
+
+class TranscriptionForm(BaseModel):
+    """The multipart form of `POST /v1/audio/transcriptions`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: UploadFile
+    model: str
+    response_format: ResponseFormat = "json"
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        default_factory=list, alias="timestamp_granularities[]"
+    )
+    language: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    stream: bool = False
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in LANGUAGES:
+            raise ValueError(
+                f"language {value!r} is not supported: FireRedASR transcribes Mandarin Chinese and English; "
+                "pass 'zh' or 'en', or leave it out"
+            )
+        return None if value is None else value.lower()
+
+
+class TranscriptionSegment(BaseModel):
+    """One speech segment of a verbose_json response (OpenAI's fields this model can fill, plus `confidence`)."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    compression_ratio: float
+    confidence: float | None = None
+
+
+class TranscriptionWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
+class Transcription(BaseModel):
+    text: str
+
+
+class TranscriptionVerbose(BaseModel):
+    task: Literal["transcribe"] = "transcribe"
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    words: list[TranscriptionWord] | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "transformers-fireredasr"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def validation_message(errors: list[dict]) -> tuple[str, str | None]:
+    """A readable message and the offending field for pydantic's errors on the form."""
+    messages, param = [], None
+    for error in errors:
+        location = [part for part in error.get("loc", ()) if isinstance(part, str) and part != "body"]
+        field_name = location[0] if location else None
+        param = param or field_name
+        if error["type"] == "extra_forbidden":
+            reason = UNSUPPORTED_FIELDS.get(field_name or "")
+            accepted = ", ".join(field.alias or name for name, field in TranscriptionForm.model_fields.items())
+            detail = reason or f"unknown field (accepted: {accepted})"
+            messages.append(f"{field_name}: {detail}")
+        elif error["type"] == "missing":
+            messages.append(f"{field_name}: this field is required")
+        else:
+            messages.append(f"{field_name}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(messages), param
+
+
+__all__ = [
+    "LANGUAGES",
+    "ModelCard",
+    "ModelList",
+    "ResponseFormat",
+    "Transcription",
+    "TranscriptionForm",
+    "TranscriptionSegment",
+    "TranscriptionVerbose",
+    "TranscriptionWord",
+    "error_body",
+    "validation_message",
+]
