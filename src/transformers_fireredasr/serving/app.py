@@ -43,6 +43,7 @@ from .openai_schema import (
 )
 from .settings import ServerSettings
 from .transcriber import AudioTooLong, DecodeOptions, PreparedAudio, SegmentResult, Transcriber, join_texts
+from .upload_limit import UploadLimitMiddleware
 
 
 class ServingError(Exception):
@@ -172,6 +173,17 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
         await run_in_threadpool(batcher.stop)
 
     app = FastAPI(title="FireRedASR transcription server", lifespan=lifespan)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        applies_to=lambda path: path.startswith("/v1/audio/"),
+        error_body=lambda: error_body(
+            f"the upload is larger than this server's limit of {settings.max_upload_mb:g} MB",
+            "invalid_request_error",
+            "file",
+            "file_too_large",
+        ),
+    )
     app.state.batcher, app.state.gate, app.state.settings = batcher, gate, settings
 
     @app.exception_handler(ServingError)

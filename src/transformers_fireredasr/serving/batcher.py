@@ -106,7 +106,8 @@ class DynamicBatcher:
                     self._condition.wait()
                 if self._stopped:
                     for entry in self._pending:
-                        entry.future.set_exception(BatcherStopped("the server is shutting down"))
+                        if entry.future.set_running_or_notify_cancel():  # not for a cancelled one
+                            entry.future.set_exception(BatcherStopped("the server is shutting down"))
                     self._pending.clear()
                     return None
                 oldest = self._pending[0]
