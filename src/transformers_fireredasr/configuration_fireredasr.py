@@ -78,7 +78,6 @@ class FireRedAedConfig(PreTrainedConfig):
 
     model_type = "fireredasr_aed"
     sub_configs_defaults = {"encoder_config": FireRedConformerConfig}
-    keys_to_ignore_at_inference = ["past_key_values"]
     # Whisper-style names so `get_text_config(decoder=True)`, caches and `generate` find the decoder sizes.
     attribute_map = {
         "hidden_size": "d_model",

@@ -28,6 +28,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCa
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
 from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
+from .transformers_compat import cache_kwarg
 
 FIREREDASR_GENERATION_DEFAULTS = {
     "original_beam_search": True,
@@ -71,6 +72,47 @@ def _validate_decoding_options(options: dict) -> None:
         raise ValueError(f"gnmt_length_penalty must be >= 0, got {options['gnmt_length_penalty']}")
 
 
+# `generate()` arguments that only transformers' own searches implement.
+_TRANSFORMERS_SEARCH_ONLY = (
+    "stopping_criteria",
+    "prefix_allowed_tokens_fn",
+    "synced_gpus",
+    "assistant_model",
+    "streamer",
+    "negative_prompt_ids",
+    "negative_prompt_attention_mask",
+    "custom_generate",
+    "decoder_input_ids",
+)
+
+
+def refuse_unused_kwargs(model_kwargs: dict) -> None:
+    """Raises what transformers' `generate` raises for keywords nothing uses, so that a typo (`num_beam=5`) is never
+    silently ignored by the original beam search either; arguments only transformers' searches implement are named
+    unless they are switched off (`Seq2SeqTrainer` passes `synced_gpus=False`, for one)."""
+    search_only = sorted(
+        key
+        for key, value in model_kwargs.items()
+        if key in _TRANSFORMERS_SEARCH_ONLY and value not in (None, False, [])
+    )
+    for key in _TRANSFORMERS_SEARCH_ONLY:
+        if key not in search_only:
+            model_kwargs.pop(key, None)
+    # `Seq2SeqTrainer(predict_with_generate=True)` passes the batch's labels along; decoding never reads them (nor
+    # does transformers' search, which drops them before the forward).
+    model_kwargs.pop("labels", None)
+    if search_only:
+        raise ValueError(
+            f"{search_only} are not supported by FireRedASR's original beam search; pass original_beam_search=False"
+            " to decode with transformers' own search"
+        )
+    if model_kwargs:
+        raise ValueError(
+            f"The following `model_kwargs` are not used by the model: {sorted(model_kwargs)} (note: typos in the"
+            " generate arguments will also show up in this list)"
+        )
+
+
 def reorder_self_attention_cache(cache: EncoderDecoderCache, rows: torch.LongTensor, filled: int) -> None:
     """Moves the self-attention cache rows to `rows`. A static cache is rewritten in place (only its first `filled`
     positions hold anything), so that the buffers a compiled step (or a CUDA graph) captured stay the ones it reads."""
@@ -101,6 +143,7 @@ def original_beam_search(
     cache: EncoderDecoderCache | None = None,
     step_forward: Callable | None = None,
     check_every: int = 1,
+    logits_processor: LogitsProcessorList | None = None,
 ) -> tuple[torch.LongTensor, torch.FloatTensor]:
     """The original FireRedASR beam search on the KV cache, with a per-utterance length limit.
 
@@ -108,6 +151,8 @@ def original_beam_search(
     self-attention cache every step after the first has the same shapes and may run through `step_forward` (e.g.
     `model.get_compiled_call(...)`; default: the model itself). `check_every` is how often (in steps) the loop
     asks the device whether every row has finished, a host-device sync; steps taken after that change nothing.
+    `logits_processor` (transformers' `LogitsProcessor`s) adjusts each step's log-probs after the softmax smoothing
+    and the eos penalty, before the per-beam top-k; it sees every row's hypothesis so far (start token included).
 
     Returns `(sequences, scores)`: `sequences` `(N * num_return_sequences, L)` start with the start token, end
     with `<eos>` when the hypothesis finished, and are right-padded with `pad_token_id`; `scores` are the final
@@ -151,13 +196,15 @@ def original_beam_search(
             encoder_outputs=encoder_outputs,
             decoder_input_ids=ys[:, -1:].contiguous(),  # a view's stride grows every step: one compile only
             decoder_attention_mask=decoder_mask.long(),
-            past_key_values=cache,
+            cache=cache,
             decoder_position_ids=torch.full((rows, 1), step, dtype=torch.long, device=device),
             use_cache=True,
         ).logits
         step_scores = torch.log_softmax(logits[:, -1].float() / softmax_smoothing, dim=-1)
         if eos_penalty != 1.0:
             step_scores[:, eos_token_id] *= eos_penalty
+        if logits_processor:
+            step_scores = logits_processor(ys, step_scores)
         top_scores, top_tokens = torch.topk(step_scores, k=beams, dim=1)
         top_scores = torch.where(frozen, first_beam_only.view(1, beams), top_scores)
         top_tokens = torch.where(frozen, torch.full_like(top_tokens, eos_token_id), top_tokens)
@@ -230,7 +277,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 StaticCache(config=self.config, max_cache_len=frames),
             )
             self._fireredasr_static_cache = (key, cache)
-        if not self._valid_auto_compile_criteria({"past_key_values": cache}, generation_config):
+        if not self._valid_auto_compile_criteria(cache_kwarg(cache), generation_config):
             return cache, None
         return cache, self.get_compiled_call(generation_config.compile_config)
 
@@ -288,6 +335,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
             raise ValueError(f"num_return_sequences ({num_return_sequences}) must be <= num_beams ({num_beams})")
 
         if options["original_beam_search"] and not generation_config.do_sample:
+            refuse_unused_kwargs(model_kwargs)
             cache, step_forward = self._decoding_cache(
                 generation_config,
                 rows=num_beams * len(limits),
@@ -311,6 +359,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 step_forward=step_forward,
                 # Uncompiled steps sync anyway (transformers' mask creation looks at the masks on the host).
                 check_every=1 if step_forward is None or self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
+                logits_processor=LogitsProcessorList(logits_processor or []),
             )
             if generation_config.return_dict_in_generate:
                 return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)

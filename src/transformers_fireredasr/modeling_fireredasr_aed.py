@@ -15,7 +15,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_fireredasr import FireRedAedConfig
@@ -28,6 +28,7 @@ from .modeling_conformer import (
     encoder_frame_mask,
     sinusoid_encoding,
 )
+from .transformers_compat import accepts_legacy_cache_name, cache_kwarg, output_cache
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -59,21 +60,21 @@ class FireRedAedAttention(nn.Module):
         hidden_states: torch.Tensor,
         key_value_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         query = self.q_proj(hidden_states).view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
         is_cross_attention = key_value_states is not None
-        cache = past_key_values
-        if isinstance(past_key_values, EncoderDecoderCache):
+        is_updated = False
+        if isinstance(cache, EncoderDecoderCache):
             if is_cross_attention:
-                is_updated = past_key_values.is_updated.get(self.layer_idx)
-                past_key_values.is_updated[self.layer_idx] = True
-                cache = past_key_values.cross_attention_cache
+                is_updated = cache.is_updated.get(self.layer_idx)
+                cache.is_updated[self.layer_idx] = True
+                cache = cache.cross_attention_cache
             else:
-                cache = past_key_values.self_attention_cache
+                cache = cache.self_attention_cache
 
         if is_cross_attention and cache is not None and is_updated:
             key, value = cache.layers[self.layer_idx].keys, cache.layers[self.layer_idx].values
@@ -121,13 +122,13 @@ class FireRedAedDecoderLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> torch.Tensor:
         attn_output, _ = self.self_attn(
             self.self_attn_layer_norm(hidden_states),
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             **kwargs,
         )
         hidden_states = hidden_states + self.dropout(attn_output)
@@ -135,7 +136,7 @@ class FireRedAedDecoderLayer(GradientCheckpointingLayer):
             self.encoder_attn_layer_norm(hidden_states),
             key_value_states=encoder_hidden_states,
             attention_mask=encoder_attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             **kwargs,
         )
         hidden_states = hidden_states + self.dropout(attn_output)
@@ -179,6 +180,7 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    @accepts_legacy_cache_name
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -187,7 +189,7 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -204,18 +206,18 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
             raise ValueError("Specify exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        if use_cache and past_key_values is None:
-            past_key_values = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
         if position_ids is None:
-            past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+            past_seen = cache.get_seq_length() if cache is not None else 0
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device).unsqueeze(0) + past_seen
 
         causal_mask = create_causal_mask(
             config=self.config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
             position_ids=position_ids,
+            **cache_kwarg(cache),
         )
         encoder_mask = create_bidirectional_mask(
             config=self.config,
@@ -231,12 +233,12 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
                 causal_mask,
                 encoder_hidden_states,
                 encoder_attention_mask=encoder_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 **kwargs,
             )
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=self.norm(hidden_states),
-            past_key_values=past_key_values if use_cache else None,
+            **cache_kwarg(cache if use_cache else None),
         )
 
 
@@ -265,6 +267,8 @@ class FireRedAedModel(FireRedAedPreTrainedModel):
         for parameter in self.encoder.parameters():
             parameter.requires_grad = False
 
+    @accepts_legacy_cache_name
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor | None = None,
@@ -272,7 +276,7 @@ class FireRedAedModel(FireRedAedPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: FireRedConformerEncoderOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         decoder_position_ids: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -287,7 +291,7 @@ class FireRedAedModel(FireRedAedPreTrainedModel):
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs[0],
             encoder_attention_mask=encoder_frame_mask(encoder_outputs, attention_mask),
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=decoder_inputs_embeds,
             position_ids=decoder_position_ids,
             use_cache=use_cache,
@@ -295,7 +299,7 @@ class FireRedAedModel(FireRedAedPreTrainedModel):
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            **cache_kwarg(output_cache(decoder_outputs)),
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -332,6 +336,8 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         """Stops gradients into the encoder (e.g. to fine-tune the decoder only)."""
         self.model.freeze_encoder()
 
+    @accepts_legacy_cache_name
+    @can_return_tuple
     def forward(
         self,
         input_features: torch.Tensor | None = None,
@@ -339,7 +345,7 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: FireRedConformerEncoderOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         decoder_position_ids: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -363,7 +369,7 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=cache,
             decoder_inputs_embeds=decoder_inputs_embeds,
             decoder_position_ids=decoder_position_ids,
             use_cache=use_cache,
@@ -379,7 +385,7 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_kwarg(output_cache(outputs)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

@@ -22,6 +22,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .configuration_fireredasr import FireRedLlmConfig
 from .modeling_conformer import FireRedConformerEncoder, check_input_features, init_relative_position_biases
 from .processing_fireredasr import left_pad
+from .transformers_compat import CACHE_NAME, accepts_legacy_cache_name, cache_kwarg
 
 
 class FireRedLlmAdapter(nn.Module):
@@ -72,7 +73,7 @@ class FireRedLlmPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["FireRedConformerBlock", "FireRedLlmAdapter"]
     # Quantization (bitsandbytes) skips these; the encoder and adapter stay in full or half precision.
     _keep_in_fp32_modules = ["encoder", "projector"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_NAME]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = False
@@ -158,6 +159,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         input_ids, attention_mask = left_pad(rows, pad if pad is not None else 0)
         return input_ids.to(self.device), attention_mask.to(self.device)
 
+    @accepts_legacy_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -165,7 +167,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         feature_attention_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -187,7 +189,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            **cache_kwarg(cache),
             labels=labels,
             use_cache=use_cache,
             **kwargs,

@@ -1,0 +1,78 @@
+"""The one place that knows which transformers release is installed (the package supports `>=5.23,<6`).
+
+transformers 5.24 renamed `past_key_values` to `cache`: in model forwards, in the mask functions
+(`create_causal_mask(cache=...)`), in `generate`'s model kwargs and in the fields of the output classes
+(`Seq2SeqLMOutput.cache`). 5.23 knows only the old name. This project's code uses the current name everywhere and
+asks this module for the name to hand to transformers.
+
+Everything here goes when the floor moves to 5.24: then `CACHE_NAME` is `"cache"`, `cache_kwarg(c)` is `{"cache": c}`,
+and `accepts_legacy_cache_name` is transformers' own `deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")`.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import transformers
+from packaging import version
+from transformers.utils.deprecation import deprecate_kwarg
+
+TRANSFORMERS_VERSION = version.parse(transformers.__version__)
+_CACHE_RENAMED = TRANSFORMERS_VERSION >= version.parse("5.24.0.dev0")
+
+# The name transformers gives the KV cache in forwards, mask functions, generate's model kwargs and outputs.
+CACHE_NAME = "cache" if _CACHE_RENAMED else "past_key_values"
+
+
+def cache_kwarg(cache: Any) -> dict[str, Any]:
+    """`{CACHE_NAME: cache}`: for calls into transformers (masks, output classes, inner models) on either release."""
+    return {CACHE_NAME: cache}
+
+
+def output_cache(outputs: Any) -> Any:
+    """The cache an output object carries, read under the installed release's field name (no deprecation warning)."""
+    return getattr(outputs, CACHE_NAME, None)
+
+
+def accepts_legacy_cache_name(forward: Callable) -> Callable:
+    """Lets a forward that takes `cache=` also be called with `past_key_values=`.
+
+    On 5.24+ this is transformers' own decorator: the old name still works and warns, as for every transformers
+    model. On 5.23 the old name is what transformers' own `generate` passes, so it is renamed without a warning.
+    """
+    if _CACHE_RENAMED:
+        return deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")(forward)
+
+    @functools.wraps(forward)
+    def renamed(*args, **kwargs):
+        if "past_key_values" in kwargs:
+            if kwargs.get("cache") is not None:
+                raise ValueError("pass the KV cache once, as `cache` (not also as `past_key_values`)")
+            kwargs["cache"] = kwargs.pop("past_key_values")
+        return forward(*args, **kwargs)
+
+    return renamed
+
+
+@contextmanager
+def peft_probing_checkpointing() -> Iterator[None]:
+    """Silences the one FutureWarning that peft (0.21.2, the newest release) causes inside transformers 5.24:
+    `PeftModel.__init__` reads `model.is_gradient_checkpointing`, which 5.24 renamed `is_activation_checkpointing`.
+    Goes when peft reads the new name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
+__all__ = [
+    "CACHE_NAME",
+    "TRANSFORMERS_VERSION",
+    "accepts_legacy_cache_name",
+    "cache_kwarg",
+    "output_cache",
+    "peft_probing_checkpointing",
+]
