@@ -191,6 +191,11 @@ def test_missing_sampling_rate_warns(feature_extractor, clips, caplog):
         ([np.zeros((16000, 2))], {}, "must be 1-D"),
         ([], {}, "empty batch"),
         (np.full(1000, 40000, dtype=np.int32), {}, "int16"),
+        # Only int16 is the original's PCM input; the scale of other integer types would be a guess.
+        (np.full(1000, 100, dtype=np.int32), {}, "is int32; pass int16 PCM samples or float"),
+        (np.full(1000, 128, dtype=np.uint8), {}, "is uint8; pass int16 PCM samples or float"),
+        (np.zeros(1000, dtype=np.int8), {}, "is int8; pass int16 PCM samples or float"),
+        (np.zeros(1000, dtype=np.int64), {}, "is int64; pass int16 PCM samples or float"),
         (np.zeros(1000, dtype=bool), {}, "unsupported dtype"),
         (np.zeros(1000), {"padding": "max_length", "max_length": 1}, "max_length"),
         (np.zeros(1000), {"padding": False}, "Unsupported padding"),

@@ -133,6 +133,38 @@ def test_stereo_and_other_rates_are_converted(converted_aed_dir, speech):
     assert asr({"array": stereo_48k.T.copy(), "sampling_rate": 48000})["text"] == expected
 
 
+# Integer PCM, as a wav file of that sample type stores it: full scale, 8-bit unsigned around 128.
+PCM_TYPES = {np.int8: (0, 2**7), np.int16: (0, 2**15), np.int32: (0, 2**31), np.uint8: (128, 2**7)}
+
+
+@pytest.mark.parametrize("dtype", list(PCM_TYPES), ids=lambda d: np.dtype(d).name)
+def test_integer_pcm_is_scaled_by_its_full_range(asr, speech, dtype):
+    """Integer arrays are PCM samples: taken as float they would be thousands of times too loud (the transcript of
+    int16 speech was `费费费费费费`). Each is scaled by its type's full range, like the wav file of that type."""
+    import torch
+
+    from transformers_fireredasr.audio_io import load_waveform
+
+    audio = speech[2].audio
+    offset, scale = PCM_TYPES[dtype]
+    limit = np.iinfo(dtype)
+    pcm = np.clip(np.round(audio * scale + offset), limit.min, limit.max).astype(dtype)
+    expected = ((pcm.astype(np.float64) - offset) / scale).astype(np.float32)
+    np.testing.assert_array_equal(load_waveform({"raw": pcm, "sampling_rate": RATE}), expected)
+    np.testing.assert_array_equal(load_waveform(torch.from_numpy(pcm)), expected)
+    assert np.abs(expected - audio).max() <= 1.0 / scale  # the same waveform, to the type's resolution
+    if dtype is not np.int8 and dtype is not np.uint8:  # 8 bits are too coarse for the fixture to be exact
+        assert asr({"raw": pcm, "sampling_rate": RATE})["text"] == speech[2].text
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.int64, np.uint16, np.uint32, np.uint64, np.bool_], ids=lambda d: np.dtype(d).name
+)
+def test_integer_types_that_are_no_pcm_format_are_refused(asr, dtype):
+    with pytest.raises(ValueError, match=f"{np.dtype(dtype).name} samples are not a PCM format"):
+        asr({"raw": np.zeros(RATE, dtype), "sampling_rate": RATE})
+
+
 @pytest.mark.parametrize(
     ("audio", "message"),
     [
@@ -167,6 +199,7 @@ def test_bad_files_name_the_file(converted_aed_dir, speech, tmp_path):
         (text_file, "not readable as audio"),
         (empty, "empty"),
         (tmp_path / "missing.wav", "no such file"),
+        (tmp_path, "is a directory, not an audio file"),
     ]
     for path, message in cases:
         with pytest.raises(ValueError, match=message) as error:

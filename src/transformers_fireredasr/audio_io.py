@@ -2,8 +2,10 @@
 
 Accepted: a file path or encoded bytes (any format ffmpeg reads), a numpy array or torch tensor (mono, or stereo as
 `(channels, samples)` / `(samples, channels)`), a `{"raw"|"array": ..., "sampling_rate": ...}` dict as the ASR
-pipeline and `datasets` use, and a torchcodec `AudioDecoder` from a `datasets` Audio column. Other sampling rates
-are resampled (polyphase, scipy); empty, NaN/inf or undecodable audio raises `ValueError` naming the input.
+pipeline and `datasets` use, and a torchcodec `AudioDecoder` from a `datasets` Audio column. Float arrays are
+samples in [-1, 1]; integer arrays are PCM and are scaled by their full range as audio files store them (int8,
+int16, int32, and unsigned 8-bit with its 128 offset); other integer types are refused. Other sampling rates are
+resampled (polyphase, scipy); empty, NaN/inf or undecodable audio raises `ValueError` naming the input.
 """
 
 from __future__ import annotations
@@ -24,9 +26,38 @@ def _describe(source: Any) -> str:
     return str(source) if isinstance(source, (str, Path)) else f"audio input ({type(source).__name__})"
 
 
+# Integer PCM as audio files store it: (offset, full scale) per sample type. 8-bit wav is unsigned, centred on 128.
+PCM_FULL_SCALE = {
+    np.dtype(np.int8): (0.0, 2.0**7),
+    np.dtype(np.int16): (0.0, 2.0**15),
+    np.dtype(np.int32): (0.0, 2.0**31),
+    np.dtype(np.uint8): (128.0, 2.0**7),
+}
+
+
+def pcm_to_float(audio: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Integer PCM samples as float32 in [-1, 1] (scaled by the type's full range); float audio is returned as is.
+
+    Taking int16 samples as float would give audio 32768 times too loud, a silent wrong transcript; integer types
+    that no audio format uses for PCM (int64, uint16, ...) are refused rather than guessed at.
+    """
+    if audio.dtype.kind not in "iub":
+        return audio
+    if audio.dtype not in PCM_FULL_SCALE:
+        supported = ", ".join(str(dtype) for dtype in PCM_FULL_SCALE)
+        raise ValueError(
+            f"{name}: {audio.dtype} samples are not a PCM format; pass integer PCM as {supported}, or float samples"
+            " in [-1, 1]"
+        )
+    offset, scale = PCM_FULL_SCALE[audio.dtype]
+    return ((audio.astype(np.float64) - offset) / scale).astype(np.float32)
+
+
 def decode_file(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Decodes an audio file with ffmpeg to mono float32 at `sampling_rate`; errors name the file."""
     file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{path}: is a directory, not an audio file")
     if not file.is_file():
         raise ValueError(f"{path}: no such file")
     return decode_bytes(file.read_bytes(), sampling_rate, name=str(path))
@@ -120,12 +151,13 @@ def load_waveform(source: Any, sampling_rate: int = SAMPLING_RATE) -> np.ndarray
         if array is None or "sampling_rate" not in source:
             raise ValueError('an audio dict needs a "raw" (or "array") waveform and its "sampling_rate"')
         source, rate = array, int(source["sampling_rate"])
-    if hasattr(source, "detach"):  # a torch tensor
-        source = source.detach().float().cpu().numpy()
+    if hasattr(source, "detach"):  # a torch tensor; integer PCM keeps its type so that it is scaled below
+        source = source.detach().cpu()
+        source = (source.float() if source.is_floating_point() else source).numpy()
     if not isinstance(source, np.ndarray):
         raise TypeError(f"unsupported audio input of type {type(source).__name__}: pass a path, bytes or an array")
-    audio = to_mono(check_waveform(source, name), name)
+    audio = to_mono(check_waveform(pcm_to_float(source, name), name), name)
     return check_waveform(resample(audio, rate, sampling_rate), name)
 
 
-__all__ = ["check_waveform", "decode_bytes", "decode_file", "load_waveform", "resample", "to_mono"]
+__all__ = ["check_waveform", "decode_bytes", "decode_file", "load_waveform", "pcm_to_float", "resample", "to_mono"]

@@ -203,12 +203,15 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
                         "32768. Pass int16-scale samples as an int16 array instead."
                     )
                 wave = wave * INT16_SCALE
-            elif wave.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
+            elif wave.dtype == torch.int16:  # the original's input: 16-bit PCM samples, used as they are
                 wave = wave.double()
-                if wave.numel() and (wave.min() < -INT16_SCALE or wave.max() > INT16_SCALE - 1):
-                    raise ValueError(
-                        f"Integer audio {i} is outside the int16 range; integer audio must be 16-bit PCM samples."
-                    )
+            elif wave.dtype in (torch.int8, torch.uint8, torch.int32, torch.int64):
+                # Which scale other integer types have is a guess (int32 PCM or int16 values?); refusing beats a
+                # silently wrong transcript. The pipeline and `audio_io.load_waveform` scale PCM by its type.
+                raise ValueError(
+                    f"Integer audio {i} is {str(wave.dtype).replace('torch.', '')}; pass int16 PCM samples or float in"
+                    " [-1, 1] (`transformers_fireredasr.audio_io.pcm_to_float` converts int8, uint8 and int32 PCM)."
+                )
             else:
                 raise ValueError(f"Audio {i} has unsupported dtype {wave.dtype}; use float in [-1, 1] or int16.")
             if wave.numel() == 0:
@@ -257,7 +260,7 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
             raw_speech (`np.ndarray`, `torch.Tensor`, `list[float]` or a list of those):
                 One mono audio (1-D) or a batch (a list of 1-D audios, or a 2-D `(batch, samples)` array; a
                 `(channels, samples)` array is therefore read as a batch of mono audios). Float audio is taken to
-                lie in [-1, 1] and scaled by 32768; integer audio is taken as int16 PCM samples.
+                lie in [-1, 1] and scaled by 32768; int16 audio is taken as PCM samples; other integer types are refused.
             sampling_rate (`int`, *optional*):
                 Sampling rate of `raw_speech`; anything but `self.sampling_rate` is refused.
             return_tensors (`str` or [`~utils.TensorType`], *optional*):
