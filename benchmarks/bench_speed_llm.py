@@ -84,6 +84,7 @@ def build_reference(options, tokenizer_dir: Path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from transformers_fireredasr.conversion.llm import LORA_ALPHA, LORA_TARGETS
+    from transformers_fireredasr.transformers_compat import peft_probing_checkpointing
 
     device, dtype = torch.device(options.device), getattr(torch, options.dtype)
     tokenizer = LlmTokenizerWrapper.build_llm_tokenizer(str(tokenizer_dir))
@@ -101,7 +102,8 @@ def build_reference(options, tokenizer_dir: Path):
     lora = LoraConfig(
         r=64, lora_alpha=LORA_ALPHA, target_modules=LORA_TARGETS, lora_dropout=0.05, task_type="CAUSAL_LM"
     )
-    llm = get_peft_model(llm, lora)
+    with peft_probing_checkpointing():
+        llm = get_peft_model(llm, lora)
     generator = torch.Generator().manual_seed(options.seed)
     with torch.no_grad():
         for name, parameter in llm.named_parameters():

@@ -5,7 +5,7 @@ LoRA goes on the language model's attention and MLP projections only; the Confor
 (`projector`) are trained in full or frozen by flag (`--train_encoder`, `--train_projector`, default: projector
 trained, encoder frozen). `--load_in_4bit` (QLoRA: NF4 with double quantization) or `--load_in_8bit` quantizes the
 language model with bitsandbytes; the encoder and projector always stay unquantized. Every `TrainingArguments` flag
-works (`--max_steps`, `--gradient_checkpointing`, `--bf16`, `--report_to`, ...).
+works (`--max_steps`, `--activation_checkpointing`, `--bf16`, `--report_to`, ...).
 
 The data is any `datasets` audio folder or dataset with an audio column and a transcript column, such as the
 synthetic corpus of `fireredasr-make-corpus`:
@@ -174,7 +174,7 @@ def main() -> None:
         lora,
         train_encoder=model_args.train_encoder,
         train_projector=model_args.train_projector,
-        gradient_checkpointing=training_args.gradient_checkpointing,
+        activation_checkpointing=training_args.activation_checkpointing,
     )
     if training_args.process_index == 0:
         model.print_trainable_parameters()

@@ -92,13 +92,13 @@ def test_lora_with_encoder_and_projector_trains_them_too(converted_llm_dir, spee
 
 
 def test_qlora_trains_on_a_4bit_base(converted_llm_dir, speech, tmp_path):
-    """QLoRA on CPU: the LM in 4-bit, LoRA + projector trained with gradient checkpointing, the base stays 4-bit."""
+    """QLoRA on CPU: the LM in 4-bit, LoRA + projector trained with activation checkpointing, the base stays 4-bit."""
     bnb = pytest.importorskip("bitsandbytes")
     quantization = BitsAndBytesConfig(load_in_4bit=True)
     model = FireRedLlmForSpeechSeq2Seq.from_pretrained(
         converted_llm_dir, quantization_config=quantization, device_map="cpu"
     )
-    model = prepare_llm_for_lora(model, gradient_checkpointing=True)
+    model = prepare_llm_for_lora(model, activation_checkpointing=True)
     base = model.get_base_model()
     q_proj = base.language_model.model.layers[0].self_attn.q_proj
     assert type(q_proj).__name__ == "Linear4bit" and isinstance(q_proj.base_layer, bnb.nn.Linear4bit)

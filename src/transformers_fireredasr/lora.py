@@ -20,6 +20,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_t
 from peft.tuners.tuners_utils import check_target_module_exists
 
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .transformers_compat import peft_probing_checkpointing
 
 # The projections the released FireRedASR-LLM-L puts LoRA on (it uses r=64, alpha=16, dropout 0.05).
 LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -51,7 +52,7 @@ def prepare_llm_for_lora(
     *,
     train_encoder: bool = False,
     train_projector: bool = True,
-    gradient_checkpointing: bool = False,
+    activation_checkpointing: bool = False,
 ) -> PeftModel:
     """Wraps `model` in a `PeftModel` with LoRA on its language model; everything else is frozen except the encoder
     and/or projector when `train_encoder` / `train_projector` are set.
@@ -67,8 +68,9 @@ def prepare_llm_for_lora(
             weights; `PeftModel.from_pretrained` restores them. (Setting `requires_grad` by hand would train them
             too, but an adapter-only save would silently drop what they learned.) The copy costs the module's size
             once more: about 2.8 GB for the fp32 encoder of FireRedASR-LLM-L.
-        gradient_checkpointing: recompute activations in the backward pass (non-reentrant, so the frozen input
-            embeddings need no `requires_grad` hook). `TrainingArguments(gradient_checkpointing=True)` does the same.
+        activation_checkpointing: recompute activations in the backward pass (non-reentrant, so the frozen input
+            embeddings need no `requires_grad` hook). `TrainingArguments(activation_checkpointing=True)` does the
+            same.
     """
     if isinstance(model, PeftModel):
         raise TypeError("the model is already a PeftModel; pass the FireRedLlmForSpeechSeq2Seq it wraps")
@@ -98,13 +100,11 @@ def prepare_llm_for_lora(
         # unasked and, without `use_reentrant` given, in torch's deprecated reentrant mode plus an input-gradient
         # hook. Checkpointing is switched on below, by flag, non-reentrant, with or without quantization.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    if gradient_checkpointing:
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23; the old name is deprecated
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if activation_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     # get_peft_model freezes every base weight; LoRA weights and `modules_to_save` copies are the trainable ones.
-    return get_peft_model(model, config)
+    with peft_probing_checkpointing():
+        return get_peft_model(model, config)
 
 
 __all__ = ["LLM_LORA_TARGETS", "llm_lora_config", "prepare_llm_for_lora"]

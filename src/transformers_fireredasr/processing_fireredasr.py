@@ -86,7 +86,9 @@ class FireRedLlmProcessor(ProcessorMixin):
         encode = self.tokenizer.encode
         return encode(PROMPT_PREFIX, add_special_tokens=False), encode(PROMPT_SUFFIX, add_special_tokens=False)
 
-    def __call__(self, audio=None, text=None, sampling_rate: int | None = None, **kwargs) -> BatchFeature:
+    def __call__(
+        self, audio=None, text=None, sampling_rate: int | None = None, return_tensors: str | None = "pt", **kwargs
+    ) -> BatchFeature:
         if audio is None:
             raise ValueError("FireRedLlmProcessor needs `audio` (and optionally the transcripts as `text`).")
         features = self.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors="pt", **kwargs)
@@ -114,7 +116,7 @@ class FireRedLlmProcessor(ProcessorMixin):
         }
         if texts is not None:
             batch["labels"] = left_pad(label_rows, -100)[0]
-        return BatchFeature(batch)
+        return BatchFeature(batch, tensor_type=return_tensors)
 
 
 __all__ = ["FireRedAsrProcessor", "FireRedLlmProcessor", "clean_transcript", "left_pad"]
