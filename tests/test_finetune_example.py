@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,11 +75,11 @@ def test_fine_tunes_an_existing_model_for_a_few_steps(tiny_corpus, tmp_path):
 
 
 @requires_espeak
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_data_parallel_under_torchrun(tiny_corpus, tmp_path):
     out = tmp_path / "ddp"
+    # torchrun of the interpreter running the tests: whatever `torchrun` is first on PATH may belong to another one.
     command = [
-        "torchrun", "--nproc_per_node", "2", "--master_port", "29517", str(EXAMPLE),
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(EXAMPLE),
         "--data_dir", str(tiny_corpus), "--output_dir", str(out), "--max_steps", "3", "--save_steps", "100",
         "--ddp_backend", "gloo", *TINY,
     ]  # fmt: skip
