@@ -1,0 +1,28 @@
+"""Pins why `transformers serve` cannot serve FireRedASR (README, "Serving"): it finds the model class with
+`getattr(transformers, config.architectures[0])`, which no public registration reaches. If a transformers release
+loads registered classes, this test fails: then document `transformers serve` as a way in."""
+
+from __future__ import annotations
+
+import pytest
+
+import transformers_fireredasr  # noqa: F401 - the public registration (Auto classes, pipeline)
+from transformers_fireredasr.cli import bundled_model_dir
+
+model_manager = pytest.importorskip("transformers.cli.serving.model_manager")
+DEMO = bundled_model_dir()
+
+
+@pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+def test_transformers_serve_cannot_load_a_registered_plugin_model():
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    assert type(AutoModelForSpeechSeq2Seq.from_pretrained(DEMO)).__name__ == "FireRedAedForConditionalGeneration"
+    manager = model_manager.ModelManager(device="cpu", dtype="float32")
+    with pytest.raises(AttributeError, match="no attribute FireRedAedForConditionalGeneration"):
+        manager.load_model_and_processor(str(DEMO))
+
+
+def test_transformers_serve_ignores_the_response_format():
+    transcription = pytest.importorskip("transformers.cli.serving.transcription")
+    assert {"response_format", "timestamp_granularities", "language"} <= transcription.UNUSED_TRANSCRIPTION_FIELDS
