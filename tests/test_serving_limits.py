@@ -73,6 +73,24 @@ def test_upload_over_the_size_limit_is_413(server, tmp_path):
     assert raised.value.body["code"] == "file_too_large" and "1 MB" in raised.value.body["message"]
 
 
+def test_a_chunked_upload_over_the_limit_is_413(server, tmp_path):
+    """Without Content-Length the limit applies as the body arrives."""
+    boundary = "serving-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{MODEL}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+    ).encode()
+    body = head + bytes(1536 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+    response = httpx.post(
+        f"{server.base_url}/audio/transcriptions",
+        content=(body[i : i + 65536] for i in range(0, len(body), 65536)),  # a generator: sent chunked
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "file_too_large"
+    assert server.alive()
+
+
 def test_audio_over_the_duration_limit_is_413(server, tmp_path):
     long = tmp_path / "long.flac"
     noise = np.random.default_rng(1).normal(0, 0.001, 25 * RATE).astype(np.float32)

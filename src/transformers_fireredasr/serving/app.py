@@ -197,13 +197,8 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        message = str(error.detail)
-        if error.status_code == 413:
-            message = f"the upload is larger than this server's limit of {settings.max_upload_mb:g} MB"
-        code = "file_too_large" if error.status_code == 413 else None
-        return _error_response(
-            ServingError(error.status_code, message, _http_error_type(error.status_code), None, code)
-        )
+        status = error.status_code
+        return _error_response(ServingError(status, str(error.detail), _http_error_type(status)))
 
     bearer = HTTPBearer(auto_error=False)
 
@@ -287,9 +282,7 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
                 future.cancel()
             ticket.release()
 
-    @app.post(
-        "/v1/audio/transcriptions", dependencies=[Depends(require_api_key)], max_body_size=settings.max_upload_bytes
-    )
+    @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_api_key)])
     async def transcriptions(form: Annotated[TranscriptionForm, Form()]) -> Response:
         _check_options(form, settings)
         try:

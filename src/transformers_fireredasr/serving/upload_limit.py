@@ -36,28 +36,35 @@ class UploadLimitMiddleware:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._refuse(send)
             return
-        received = 0
-        started = False
+        received, exceeded, responded = 0, False, False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise UploadTooLarge
             return message
 
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded_send(message: Message) -> None:
+            # Once the body was too large, whatever the app answers (FastAPI turns a failed body read into a 400)
+            # is replaced by the 413.
+            nonlocal responded
+            if exceeded:
+                if not responded:
+                    responded = True
+                    await self._refuse(send)
+                return
+            responded = responded or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, watching_send)
+            await self.app(scope, counting_receive, guarded_send)
         except UploadTooLarge:
-            if started:
-                raise
+            pass
+        if exceeded and not responded:
             await self._refuse(send)
 
 
