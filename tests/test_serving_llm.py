@@ -1,0 +1,44 @@
+"""`fireredasr-serve` with a FireRedASR-LLM model (the converted test fixture: the trained encoder, a tiny random
+Qwen2 with the real Qwen2 tokenizer): the same texts as the pipeline, streamed or not, batched or not."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from transformers import pipeline
+
+from transformers_fireredasr.segmentation import vad_available
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("fastapi")
+from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
+
+MODEL = "fireredasr-llm-test"
+pytestmark = pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)")
+
+
+def test_an_llm_model_is_served_like_the_pipeline(converted_llm_dir, speech):
+    clips = [utterance.path for utterance in speech[:8:2]]
+    asr = pipeline("automatic-speech-recognition", model=str(converted_llm_dir))
+    # The pipeline keeps a lone segment's text as decoded (Qwen's tokens may start with a space); the server strips
+    # every segment's text, as the pipeline does when it joins several.
+    expected = [asr(str(path), return_timestamps=True)["text"].strip() for path in clips]
+    assert all(expected) and len(set(expected)) == len(expected)
+    args = ["--model", str(converted_llm_dir), "--served-model-name", MODEL, "--max-wait-ms", "50"]
+    with ServerProcess(args) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=300)
+
+        def transcribe(path, **options):
+            with open(path, "rb") as file:
+                return client.audio.transcriptions.create(file=file, model=MODEL, **options)
+
+        assert server.health()["model_type"] == "fireredasr_llm"
+        assert [transcribe(path).text for path in clips] == expected
+        with ThreadPoolExecutor(len(clips)) as pool:
+            assert list(pool.map(lambda path: transcribe(path).text, clips)) == expected
+        events = list(transcribe(clips[0], stream=True))
+        assert events[-1].type == "transcript.text.done" and events[-1].text == expected[0]
+        assert "".join(event.delta for event in events[:-1]) == expected[0]
+        verbose = transcribe(clips[1], response_format="verbose_json")
+        assert verbose.text == expected[1] and verbose.segments and verbose.segments[0].start >= 0
