@@ -1,0 +1,43 @@
+"""The serving benchmark runs at a tiny size: both servers answer, the table is well formed, the texts are identical
+(speed is not asserted here; benchmarks/RESULTS.md has the measurements)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio import skip_without_espeak
+from transformers_fireredasr.segmentation import vad_available
+
+pytest.importorskip("fastapi")
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_serving.py"
+pytestmark = pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    skip_without_espeak()
+    spec = importlib.util.spec_from_file_location("bench_serving", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_serving"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench_serving", None)
+
+
+@pytest.mark.parametrize(
+    "model", [[], ["--random-size", "tiny", "--max-new-tokens", "5"]], ids=["demo", "random-tiny"]
+)
+def test_tiny_run(bench, capsys, model):
+    argv = ["--clients", "2", "--requests", "4", "--rounds", "1", "--clips", "3", *model]
+    assert bench.main(argv) == 0
+    output = capsys.readouterr().out
+    lines = [line for line in output.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == bench.COLUMNS
+    row = dict(zip(bench.COLUMNS, [cell.strip() for cell in lines[2].strip("|").split("|")], strict=True))
+    assert row["texts"] == "identical" and row["clients"] == "2" and row["requests"] == "4"
+    assert float(row["batching off req/s"]) > 0 and float(row["batching on req/s"]) > 0
+    assert row["ratio"].endswith("x") and "all texts identical" in output
