@@ -3,8 +3,9 @@
 `POST /v1/audio/transcriptions` takes the same multipart form as OpenAI's API and answers in json, text, srt, vtt
 or verbose_json, or streams server-sent events; segments of concurrent requests are decoded together in shared
 `generate` calls (`batcher.py`). Files: `settings.py` (the knobs), `transcriber.py` (audio -> segments -> texts, the
-pipeline's own pieces), `batcher.py`, `admission.py` (the queue limit), `openai_schema.py` (request and response
-shapes, errors), `app.py` (routes), `cli.py` (the command), `static/index.html` (the page at `/`).
+pipeline's own pieces), `batcher.py`, `admission.py` (the queue limit), `upload_limit.py` (the upload size),
+`openai_schema.py` (request and response shapes, errors), `app.py` (routes), `cli.py` (the command), `launch.py`
+(starting the command from Python), `static/index.html` (the page at `/`).
 """
 
 from .settings import ServerSettings
