@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
 import pytest
 
 from tests.audio import requires_espeak
@@ -71,3 +72,44 @@ def test_command_line(tmp_path, capsys):
     assert corpus.main([str(tmp_path), "--num-train", "2", "--num-test", "1", "--seed", "1"]) == 0
     assert "2 training and 1 test" in capsys.readouterr().out
     assert (tmp_path / "train" / "metadata.csv").read_text(encoding="utf-8").startswith("file_name,transcription")
+
+
+def test_silences_are_drawn_in_range():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        silences = corpus.random_silences(rng, "老妈妈旅拥手工")
+        assert 0.0 <= silences.lead_s <= 1.0 and 0.0 <= silences.trail_s <= 1.0
+        assert len(silences.pauses) <= 3
+        places = [index for index, _ in silences.pauses]
+        assert places == sorted(set(places)) and all(1 <= i <= 6 for i in places)
+        assert all(0.1 <= seconds <= 1.5 for _, seconds in silences.pauses)
+    assert corpus.random_silences(rng, "好").pauses == ()  # one character has no boundary
+
+
+@requires_espeak
+def test_silences_and_pauses_are_in_the_audio(tmp_path):
+    voice = corpus.Voice(speed=170, pitch=50, variant="", noise_std=0.0)
+    plain = corpus.synthesize("老妈妈手工", tmp_path / "plain.wav", voice)
+    silences = corpus.Silences(lead_s=0.4, trail_s=0.5, pauses=((3, 0.8),))
+    paused = corpus.synthesize("老妈妈手工", tmp_path / "paused.wav", voice, silences=silences)
+    assert not paused[: int(0.4 * 16000)].any() and not paused[-int(0.5 * 16000) :].any()  # digital silence
+    assert len(paused) > len(plain) + int(1.6 * 16000)
+    noisy = corpus.synthesize(
+        "老妈妈手工", tmp_path / "noisy.wav", corpus.Voice(170, 50, "", 0.005), silences=silences
+    )
+    assert 0.003 < float(np.std(noisy[: int(0.4 * 16000)])) < 0.008  # the noise runs through the silence
+
+
+@requires_espeak
+def test_plain_corpus_and_split_selection(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    corpus.build_corpus(tmp_path / "new", num_train=3, num_test=2, seed=5)
+    corpus.build_corpus(tmp_path / "plain", num_train=3, num_test=2, seed=5, plain=True, splits=["test"])
+    assert not (tmp_path / "plain" / "train").exists()
+    new = datasets.load_dataset("audiofolder", data_dir=str(tmp_path / "new"))
+    plain = datasets.load_dataset("audiofolder", data_dir=str(tmp_path / "plain"))
+    assert new["test"]["transcription"] == plain["test"]["transcription"]  # the same sentences
+    assert {"lead_s", "trail_s", "pauses"} <= set(new["test"].column_names)
+    assert not {"lead_s", "trail_s", "pauses"} & set(plain["test"].column_names)
+    with pytest.raises(ValueError, match="splits"):
+        corpus.build_corpus(tmp_path / "bad", num_train=1, num_test=1, splits=["dev"])

@@ -3,7 +3,10 @@
 The text comes from files shipped in `corpus_data/`: 400 frequent Hanzi that each have one reading and that
 espeak-ng (`cmn-latn-pinyin`) pronounces differently from one another, so homophones cannot cap accuracy, and 3000
 frequent words written only with them. Sentences are random runs of those words and characters; held-out (test)
-sentences never appear in training. Each utterance gets its own speed, pitch, voice variant and light noise.
+sentences never appear in training. Each utterance gets its own speed, pitch, voice variant and light noise, and
+(unless `plain`) 0-1 s of silence before and after, up to three pauses of 0.1-1.5 s between characters (each part
+spoken separately), with the noise running through the silences: real recordings start and end with silence and
+pause, and a model that never heard that returns nothing for a leading pause or stops at the first gap.
 
 The output is a Hugging Face `audiofolder`: `train/` and `test/` folders of 16 kHz mono wavs, each with a
 `metadata.csv` (`file_name,transcription,...`), so `datasets.load_dataset("audiofolder", data_dir=...)` loads it.
@@ -32,6 +35,7 @@ from .audio_io import SAMPLING_RATE
 
 VOICE_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 METADATA_FIELDS = ("file_name", "transcription", "speed", "pitch", "variant", "noise_std")
+SILENCE_FIELDS = ("lead_s", "trail_s", "pauses")
 
 
 def _data_lines(name: str) -> list[str]:
@@ -96,29 +100,69 @@ def random_voice(rng: np.random.Generator) -> Voice:
     )
 
 
+@dataclass(frozen=True)
+class Silences:
+    """Where an utterance is silent: before and after the speech, and pauses `(after character i, seconds)`."""
+
+    lead_s: float = 0.0
+    trail_s: float = 0.0
+    pauses: tuple[tuple[int, float], ...] = ()
+
+    def describe(self) -> str:
+        """The pauses as `i:seconds;...` (metadata column)."""
+        return ";".join(f"{index}:{seconds}" for index, seconds in self.pauses)
+
+
+def random_silences(rng: np.random.Generator, text: str) -> Silences:
+    """0-1 s of silence at each end and 0-3 pauses of 0.1-1.5 s at distinct character boundaries of `text`."""
+    lead, trail = (round(float(rng.uniform(0.0, 1.0)), 3) for _ in range(2))
+    boundaries = np.arange(1, len(text))
+    count = min(int(rng.integers(0, 4)), len(boundaries))
+    places = sorted(int(i) for i in rng.choice(boundaries, size=count, replace=False)) if count else []
+    return Silences(lead, trail, tuple((i, round(float(rng.uniform(0.1, 1.5)), 3)) for i in places))
+
+
 def _check_tools() -> None:
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"{' and '.join(missing)} not found: install them (apt-get install espeak-ng sox)")
 
 
-def synthesize(text: str, path: str | Path, voice: Voice, seed: int = 0) -> np.ndarray:
-    """Speaks Hanzi `text` with espeak-ng, writes a 16 kHz mono 16-bit wav to `path`, returns float32 audio."""
-    _check_tools()
+def _speak(text: str, voice: Voice, folder: Path) -> np.ndarray:
+    """espeak-ng's float32 16 kHz rendering of `text` (no noise)."""
     name = "cmn-latn-pinyin" + (f"+{voice.variant}" if voice.variant else "")
+    raw, resampled = folder / "espeak.wav", folder / "16k.wav"
+    command = ["espeak-ng", "-v", name, "-s", str(voice.speed), "-p", str(voice.pitch), "-w", str(raw), text]
+    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(
+        ["sox", "-D", "-G", str(raw), "-r", str(SAMPLING_RATE), "-c", "1", "-b", "16", str(resampled)],
+        check=True,
+        capture_output=True,
+    )
+    with wave.open(str(resampled), "rb") as f:
+        samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    return samples.astype(np.float32) / 32768.0
+
+
+def synthesize(
+    text: str, path: str | Path, voice: Voice, seed: int = 0, silences: Silences | None = None
+) -> np.ndarray:
+    """Speaks Hanzi `text` with espeak-ng, writes a 16 kHz mono 16-bit wav to `path`, returns float32 audio.
+
+    With `silences`, the parts between pauses are spoken separately and joined by digital silence of the given
+    lengths, with silence before and after; the voice's noise then runs through the whole clip, silences included.
+    """
+    _check_tools()
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "espeak.wav"
-        command = ["espeak-ng", "-v", name, "-s", str(voice.speed), "-p", str(voice.pitch), "-w", str(raw), text]
-        subprocess.run(command, check=True, capture_output=True)
-        resampled = Path(tmp) / "16k.wav"
-        subprocess.run(
-            ["sox", "-D", "-G", str(raw), "-r", str(SAMPLING_RATE), "-c", "1", "-b", "16", str(resampled)],
-            check=True,
-            capture_output=True,
-        )
-        with wave.open(str(resampled), "rb") as f:
-            samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
-    audio = samples.astype(np.float32) / 32768.0
+        if silences is None:
+            audio = _speak(text, voice, Path(tmp))
+        else:
+            cuts = [0, *(index for index, _ in silences.pauses), len(text)]
+            gaps = [silences.lead_s, *(seconds for _, seconds in silences.pauses), silences.trail_s]
+            pieces = [np.zeros(round(gaps[0] * SAMPLING_RATE), np.float32)]
+            for start, end, gap in zip(cuts[:-1], cuts[1:], gaps[1:], strict=True):
+                pieces += [_speak(text[start:end], voice, Path(tmp)), np.zeros(round(gap * SAMPLING_RATE), np.float32)]
+            audio = np.concatenate(pieces)
     if voice.noise_std > 0:
         audio = audio + np.random.default_rng(seed).normal(0.0, voice.noise_std, audio.shape).astype(np.float32)
     write_wav(path, audio)
@@ -135,22 +179,35 @@ def write_wav(path: str | Path, audio: np.ndarray, sampling_rate: int = SAMPLING
         f.writeframes(samples.tobytes())
 
 
-def _write_split(folder: Path, sentences: Sequence[str], seed: int, workers: int) -> None:
+def _write_split(folder: Path, sentences: Sequence[str], seed: int, workers: int, plain: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     voices = [random_voice(rng) for _ in sentences]
+    # Silences come from their own stream, so the voices (and a plain corpus) are those of earlier releases.
+    silence_rng = np.random.default_rng(seed + 7919)
+    silences = [None if plain else random_silences(silence_rng, sentence) for sentence in sentences]
     names = [f"{index:06d}.wav" for index in range(len(sentences))]
 
     def one(index: int) -> None:
-        synthesize(sentences[index], folder / names[index], voices[index], seed=seed * 1_000_003 + index)
+        synthesize(
+            sentences[index],
+            folder / names[index],
+            voices[index],
+            seed=seed * 1_000_003 + index,
+            silences=silences[index],
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(one, range(len(sentences))))
+    fields = METADATA_FIELDS if plain else METADATA_FIELDS + SILENCE_FIELDS
     with open(folder / "metadata.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METADATA_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        for name, sentence, voice in zip(names, sentences, voices, strict=True):
-            writer.writerow({"file_name": name, "transcription": sentence, **asdict(voice)})
+        for name, sentence, voice, silence in zip(names, sentences, voices, silences, strict=True):
+            row = {"file_name": name, "transcription": sentence, **asdict(voice)}
+            if silence is not None:
+                row.update(lead_s=silence.lead_s, trail_s=silence.trail_s, pauses=silence.describe())
+            writer.writerow(row)
 
 
 def corpus_sentences(
@@ -170,16 +227,25 @@ def build_corpus(
     min_chars: int = 4,
     max_chars: int = 12,
     workers: int = 2,
+    plain: bool = False,
+    splits: Sequence[str] = ("train", "test"),
 ) -> Path:
     """Writes the `train/` and `test/` audiofolder splits under `output_dir` and returns it.
 
     Test sentences are drawn after, and never equal to, the training sentences; voices differ per utterance.
+    `plain=True` leaves out the silences and pauses (the corpus the first demo model was trained on, byte for byte);
+    `splits` picks which of the two folders to write (the sentences are the same either way).
     """
     _check_tools()
+    unknown = set(splits) - {"train", "test"}
+    if unknown or not splits:
+        raise ValueError(f"splits must be a non-empty subset of ('train', 'test'), got {tuple(splits)}")
     output_dir = Path(output_dir)
     train, test = corpus_sentences(num_train, num_test, seed, min_chars, max_chars)
-    _write_split(output_dir / "train", train, seed=2 * seed + 10, workers=workers)
-    _write_split(output_dir / "test", test, seed=2 * seed + 11, workers=workers)
+    if "train" in splits:
+        _write_split(output_dir / "train", train, seed=2 * seed + 10, workers=workers, plain=plain)
+    if "test" in splits:
+        _write_split(output_dir / "test", test, seed=2 * seed + 11, workers=workers, plain=plain)
     return output_dir
 
 
@@ -192,11 +258,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-chars", type=int, default=4)
     parser.add_argument("--max-chars", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes")
+    parser.add_argument(
+        "--plain", action="store_true", help="no leading/trailing silence or pauses (the corpus before issue #14)"
+    )
+    parser.add_argument(
+        "--splits", nargs="+", choices=["train", "test"], default=["train", "test"], help="folders to write"
+    )
     args = parser.parse_args(argv)
     out = build_corpus(
-        args.output_dir, args.num_train, args.num_test, args.seed, args.min_chars, args.max_chars, args.workers
+        args.output_dir,
+        args.num_train,
+        args.num_test,
+        args.seed,
+        args.min_chars,
+        args.max_chars,
+        args.workers,
+        plain=args.plain,
+        splits=args.splits,
     )
-    print(f"wrote {args.num_train} training and {args.num_test} test utterances to {out}")
+    counts = {"train": f"{args.num_train} training", "test": f"{args.num_test} test"}
+    print(f"wrote {' and '.join(counts[split] for split in args.splits)} utterances to {out}")
     return 0
 
 
