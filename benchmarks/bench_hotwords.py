@@ -1,0 +1,215 @@
+"""What hotwords buy on the bundled demo model: recall and precision of listed phrases, B-CER / U-CER, decode time.
+
+Workload (espeak-ng speech of the demo's own characters, fixed seeds, new random voices):
+- (A) sentences with a rare three-character phrase (characters the demo knows, in an order no training sentence has)
+  that the demo gets wrong without help, each decoded with a list of the true phrase plus N distractors (random
+  phrases of the same characters), N in `--distractors`;
+- (B) held-out corpus sentences that contain no listed phrase, decoded without and with a list of 100 phrases;
+- (C) near misses: a phrase's first two characters followed by another character, decoded with the list of (A).
+
+Reported: hotword recall on (A) (the phrase appears in the transcript), B-CER (character errors on the phrase's
+characters) and U-CER (errors on the other characters, over (A) and over (B)), precision on (A)+(C) (transcripts
+containing a listed phrase whose reference contains it) and (C)'s false alarms, and the median decode time of each
+setting over `--repeats` runs, alternated with the no-hotword run in one process.
+
+    python benchmarks/bench_hotwords.py                  # the full run recorded in benchmarks/RESULTS.md
+    python benchmarks/bench_hotwords.py --tiny           # a quick check (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from transformers_fireredasr import cli
+from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize, word_list
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="default: the bundled demo model")
+    parser.add_argument("--phrases", type=int, default=60, help="candidate rare phrases to synthesize for (A)")
+    parser.add_argument("--plain", type=int, default=60, help="held-out sentences for (B)")
+    parser.add_argument("--distractors", type=int, nargs="+", default=[0, 10, 100, 1000])
+    parser.add_argument("--score", type=float, default=2.0, help="hotword_score")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tiny", action="store_true", help="a few utterances only (checks that it runs)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    options = parser.parse_args(argv)
+    if options.tiny:
+        options.phrases, options.plain, options.distractors, options.repeats = 8, 4, [0, 10], 1
+    return options
+
+
+def rare_phrases(characters: list[str], count: int, rng: np.random.Generator, banned: str) -> list[str]:
+    """Three-character phrases of known characters that appear in no corpus sentence (nor in `banned`)."""
+    phrases: list[str] = []
+    while len(phrases) < count:
+        phrase = "".join(rng.choice(characters, 3, replace=False))
+        if phrase not in banned and phrase not in phrases:
+            phrases.append(phrase)
+    return phrases
+
+
+def carrier(phrase: str, words: list[str], rng: np.random.Generator) -> str:
+    """The phrase between two frequent words, as a name sits in a sentence."""
+    return f"{rng.choice(words)}{phrase}{rng.choice(words)}"
+
+
+def speak(sentences: list[str], folder: Path, rng: np.random.Generator, offset: int) -> list[np.ndarray]:
+    return [
+        synthesize(text, folder / f"{offset + i}.wav", random_voice(rng), seed=offset + i)
+        for i, text in enumerate(sentences)
+    ]
+
+
+class Decoder:
+    """The model and processor, decoding lists of waveforms in batches and timing each call."""
+
+    def __init__(self, folder: str, batch: int, device: str = "cpu"):
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        import transformers_fireredasr  # noqa: F401
+
+        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).eval().to(device)
+        self.processor = AutoProcessor.from_pretrained(folder)
+        self.batch = batch
+
+    @torch.no_grad()
+    def __call__(self, audio: list[np.ndarray], hotwords=None, score: float = 2.0) -> tuple[list[str], float]:
+        """Transcripts and seconds; `hotwords` is one list for every utterance, or one list per utterance."""
+        texts, start = [], time.perf_counter()
+        for first in range(0, len(audio), self.batch):
+            inputs = self.processor(audio[first : first + self.batch], sampling_rate=16000, return_tensors="pt")
+            inputs = inputs.to(self.model.device)
+            extra = {}
+            if hotwords:
+                listed = hotwords[first : first + self.batch] if isinstance(hotwords[0], list) else hotwords
+                extra = {"hotwords": listed, "hotword_score": score, "tokenizer": self.processor.tokenizer}
+            ids = self.model.generate(**inputs, **extra)
+            texts += self.processor.batch_decode(ids, skip_special_tokens=True)  # moves them to the host: synced
+        return texts, time.perf_counter() - start
+
+
+def split_errors(reference: str, hypothesis: str, phrase: str | None) -> tuple[int, int, int, int]:
+    """(errors on the phrase's characters, its length, errors elsewhere, other reference characters), from jiwer's
+    character alignment; an insertion counts where it lands (inside the phrase span or not)."""
+    import jiwer
+
+    start = reference.find(phrase) if phrase else -1
+    inside = set(range(start, start + len(phrase))) if start >= 0 else set()
+    biased = unbiased = 0
+    for chunk in jiwer.process_characters(reference, hypothesis).alignments[0]:
+        positions = range(chunk.ref_start_idx, max(chunk.ref_end_idx, chunk.ref_start_idx + 1))
+        if chunk.type == "equal":
+            continue
+        count = max(chunk.ref_end_idx - chunk.ref_start_idx, chunk.hyp_end_idx - chunk.hyp_start_idx)
+        if any(p in inside for p in positions):
+            biased += count
+        else:
+            unbiased += count
+    return biased, len(inside), unbiased, len(reference) - len(inside)
+
+
+def summarize(references, hypotheses, phrases) -> dict:
+    totals = np.sum([split_errors(r, h, p) for r, h, p in zip(references, hypotheses, phrases, strict=True)], axis=0)
+    b_err, b_len, u_err, u_len = (int(x) for x in totals)
+    return {"b_cer": b_err / b_len if b_len else None, "u_cer": u_err / u_len if u_len else None}
+
+
+def main(argv=None) -> int:
+    options = parse_args(argv)
+    rng = np.random.default_rng(options.seed)
+    folder = options.model or str(cli.bundled_model_dir())
+    decode = Decoder(folder, options.batch, options.device)
+    vocabulary = decode.processor.tokenizer.get_vocab()
+    characters = sorted(token for token in vocabulary if len(token) == 1 and "\u4e00" <= token <= "\u9fff")
+    words = [w for w in word_list() if all(c in vocabulary for c in w) and len(w) == 2]
+    train, held_out = corpus_sentences(8000, 300, seed=0)
+    banned = "\n".join(train)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        candidates = rare_phrases(characters, options.phrases, rng, banned)
+        sentences = [carrier(p, words, rng) for p in candidates]
+        audio = speak(sentences, tmp, rng, 0)
+        plain_texts, _ = decode(audio)
+        wrong = [i for i, (p, t) in enumerate(zip(candidates, plain_texts, strict=True)) if p not in t]
+        a_phrases = [candidates[i] for i in wrong]
+        a_refs, a_audio = [sentences[i] for i in wrong], [audio[i] for i in wrong]
+        b_refs = held_out[: options.plain]
+        b_audio = speak(b_refs, tmp, rng, 10_000)
+        c_refs = []
+        for phrase in a_phrases:
+            other = rng.choice([c for c in characters if c != phrase[2]])
+            c_refs.append(carrier(phrase[:2] + other, words, rng))
+        c_audio = speak(c_refs, tmp, rng, 20_000)
+
+    pool = rare_phrases(characters, max(options.distractors) + 100 + len(a_phrases), rng, banned + "".join(a_phrases))
+    distractor_pool = [p for p in pool if p not in a_phrases and all(p not in r for r in b_refs)]
+    b_list = distractor_pool[:100]
+    results = {
+        "model": folder, "score": options.score, "A utterances": len(a_phrases), "A candidates": len(candidates),
+        "B utterances": len(b_refs), "C utterances": len(c_refs), "settings": [],
+    }  # fmt: skip
+
+    def one_setting(name: str, distractors: int | None):
+        """(A) and (C) with each utterance's own list (its phrase + the distractors), (B) with 100 phrases."""
+        lists = None if distractors is None else [[p, *distractor_pool[:distractors]] for p in a_phrases]
+        times_plain, times_biased = [], []
+        for _ in range(options.repeats):  # alternated, so drifts of this shared machine hit both alike
+            times_plain.append(decode(a_audio)[1] + decode(b_audio)[1])  # batched exactly as the biased runs
+            (a_hyp, seconds_a) = decode(a_audio, lists, options.score)
+            (b_hyp, seconds_b) = decode(b_audio, b_list if lists else None, options.score)
+            times_biased.append(seconds_a + seconds_b)
+        c_hyp, _ = decode(c_audio, lists, options.score)
+        recall = np.mean([p in h for p, h in zip(a_phrases, a_hyp, strict=True)]) if a_phrases else None
+        # A detection: a transcript with its utterance's listed phrase; correct when the reference has it too.
+        detections = [p in r for p, h, r in zip(a_phrases * 2, a_hyp + c_hyp, a_refs + c_refs, strict=True) if p in h]
+        precision = float(np.mean(detections)) if detections else None
+        false_alarms = sum(p in h for p, h in zip(a_phrases, c_hyp, strict=True))
+        a_summary = summarize(a_refs, a_hyp, a_phrases)
+        b_summary = summarize(b_refs, b_hyp, [None] * len(b_refs))
+        row = {
+            "setting": name, "recall A": recall, "B-CER A": a_summary["b_cer"], "U-CER A": a_summary["u_cer"],
+            "U-CER B": b_summary["u_cer"], "precision A+C": precision, "false alarms C": false_alarms,
+            "decode s (median)": statistics.median(times_biased), "plain decode s (median)": statistics.median(times_plain),
+        }  # fmt: skip
+        row["slowdown"] = row["decode s (median)"] / row["plain decode s (median)"]
+        results["settings"].append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+
+    one_setting("no hotwords", None)
+    for n in options.distractors:
+        one_setting(f"phrase + {n} distractors", n)
+
+    print_table(results)
+    if options.json:
+        options.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    return 0
+
+
+def print_table(results: dict) -> None:
+    columns = ["setting", "recall A", "B-CER A", "U-CER A", "U-CER B", "precision A+C", "false alarms C", "slowdown"]
+    print(f"\nA: {results['A utterances']} of {results['A candidates']} rare-phrase sentences the demo gets wrong; "
+          f"B: {results['B utterances']} held-out sentences; C: {results['C utterances']} near misses")  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in results["settings"]:
+        cells = [row[c] if isinstance(row[c], str) else ("-" if row[c] is None else f"{row[c]:.3f}") for c in columns]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""benchmarks/bench_hotwords.py at its tiny size: it runs on the bundled demo and its numbers are sane."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio import requires_espeak
+from transformers_fireredasr import cli
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_hotwords.py"
+
+
+@requires_espeak
+@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
+def test_tiny_run_reports_every_setting(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import bench_hotwords
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    out = tmp_path / "hotwords.json"
+    assert bench_hotwords.main(["--tiny", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    rows = {row["setting"]: row for row in results["settings"]}
+    assert list(rows) == ["no hotwords", "phrase + 0 distractors", "phrase + 10 distractors"]
+    assert results["A utterances"] >= 1  # the demo misses some rare phrases on its own
+    assert rows["no hotwords"]["recall A"] == 0.0  # (A) holds exactly the misses
+    assert rows["phrase + 0 distractors"]["recall A"] > 0.0
+    for row in rows.values():
+        assert row["decode s (median)"] > 0 and 0 <= row["U-CER B"] <= 1
