@@ -45,6 +45,7 @@ from transformers_fireredasr.pinyin_units import BLANK_UNIT, build_unit_vocab
 from transformers_fireredasr.training import (
     CtcAuxiliaryHead,
     FireRedAedDataCollator,
+    ctc_loss,
     fit_cmvn,
     make_compute_metrics,
     write_char_vocab,
@@ -74,6 +75,20 @@ class ModelArguments:
     ctc_weight: float = field(
         default=0.0,
         metadata={"help": "Weight of a training-only CTC loss on the encoder (0.3 helps a new model learn to align)."},
+    )
+    add_ctc_head: bool = field(
+        default=False,
+        metadata={
+            "help": "Give the model a character CTC head (`config.ctc_head`, saved with it; what word timestamps "
+            "need) if it has none. With --ctc_targets characters the CTC loss then trains that head."
+        },
+    )
+    ctc_head_lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "Learning-rate multiplier for the model's own CTC head (a new head on a trained encoder is a "
+            "linear probe: at the encoder's rate its logits barely move off all-blank for hundreds of steps)."
+        },
     )
     ctc_targets: str = field(
         default="characters",
@@ -148,6 +163,7 @@ def new_model_and_processor(
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.bos_token_id,
         blank_token_id=tokenizer.convert_tokens_to_ids("<blank>"),
+        ctc_head=model_args.add_ctc_head,
     )
     model = FireRedAedForConditionalGeneration(config)
     # The converters' published settings. Not built from `model.generation_config`: `update()` and a config made
@@ -159,20 +175,32 @@ def new_model_and_processor(
 class JointCtcSeq2SeqTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` whose training loss is `(1 - w) * attention loss + w * CTC loss` on the encoder output.
 
-    The CTC head (`CtcAuxiliaryHead`) lives outside the model, so checkpoints hold only the released architecture;
-    it joins the optimizer as its own parameter group. Under DDP the head is not wrapped, so its gradients are not
-    averaged across processes (each keeps its own head); the model's gradients are.
+    The CTC head is either the model's own (`config.ctc_head`; `ctc_head=None` here: character targets, saved with
+    the model) or a training-only `CtcAuxiliaryHead` outside the model, so checkpoints hold only the released
+    architecture; that one joins the optimizer as its own parameter group. Under DDP the auxiliary head is not
+    wrapped, so its gradients are not averaged across processes (each keeps its own head); the model's gradients are.
     """
 
-    def __init__(self, *args, ctc_head: CtcAuxiliaryHead, ctc_weight: float, **kwargs):
+    def __init__(
+        self, *args, ctc_head: CtcAuxiliaryHead | None, ctc_weight: float, ctc_head_lr_scale: float = 1.0, **kwargs
+    ):
         super().__init__(*args, **kwargs)
-        self.ctc_head = ctc_head.to(self.args.device)
+        self.ctc_head = None if ctc_head is None else ctc_head.to(self.args.device)
         self.ctc_weight = ctc_weight
+        self.ctc_head_lr_scale = ctc_head_lr_scale
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
         # Added before the scheduler is made, so the learning-rate schedule covers the head too.
-        optimizer.add_param_group({"params": list(self.ctc_head.parameters()), "weight_decay": 0.0})
+        if self.ctc_head is not None:
+            optimizer.add_param_group({"params": list(self.ctc_head.parameters()), "weight_decay": 0.0})
+        elif self.ctc_head_lr_scale != 1.0:  # the model's own head in a group of its own, at a scaled rate
+            head = list(self.model.ctc_head.parameters())
+            ids = {id(parameter) for parameter in head}
+            for group in optimizer.param_groups:
+                group["params"] = [parameter for parameter in group["params"] if id(parameter) not in ids]
+            lr = self.args.learning_rate * self.ctc_head_lr_scale
+            optimizer.add_param_group({"params": head, "weight_decay": 0.0, "lr": lr})
         return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -187,7 +215,10 @@ class JointCtcSeq2SeqTrainer(Seq2SeqTrainer):
             targets, ignore = (
                 (inputs["labels"], [model.config.eos_token_id]) if ctc_labels is None else (ctc_labels, [])
             )
-            ctc = self.ctc_head(outputs.encoder_last_hidden_state, encoder_mask.long(), targets, ignore)
+            if self.ctc_head is None:  # the model's own character CTC head
+                ctc = ctc_loss(outputs.ctc_log_probs, encoder_mask, targets, ignore, model.config.blank_token_id)
+            else:
+                ctc = self.ctc_head(outputs.encoder_last_hidden_state, encoder_mask.long(), targets, ignore)
             loss = (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
         return (loss, outputs) if return_outputs else loss
 
@@ -232,7 +263,11 @@ def main() -> None:
 
     if model_args.model_name_or_path:
         processor = FireRedAsrProcessor.from_pretrained(model_args.model_name_or_path)
-        model = FireRedAedForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+        # `ctc_head=True` adds a freshly initialised CTC head to a model saved without one (set on the config, not
+        # passed to from_pretrained, which would also write it into the generation config).
+        config = FireRedAedConfig.from_pretrained(model_args.model_name_or_path)
+        config.ctc_head = config.ctc_head or model_args.add_ctc_head
+        model = FireRedAedForConditionalGeneration.from_pretrained(model_args.model_name_or_path, config=config)
         data = load_data(data_args, processor.feature_extractor.sampling_rate)
     else:
         data = load_data(data_args, FireRedAsrFeatureExtractor().sampling_rate)
@@ -251,10 +286,21 @@ def main() -> None:
         if model_args.ctc_targets == "pinyin":
             unit_vocab = build_unit_vocab(data[data_args.train_split][data_args.text_column])
             head = CtcAuxiliaryHead(model.config.d_model, len(unit_vocab), unit_vocab[BLANK_UNIT])
+        elif model.ctc_head is not None:
+            head = None  # the model's own head learns the characters and is saved with it
         else:
             blank = processor.tokenizer.convert_tokens_to_ids("<blank>")
             head = CtcAuxiliaryHead(model.config.d_model, model.config.vocab_size, blank)
-        trainer_class, extra = JointCtcSeq2SeqTrainer, {"ctc_head": head, "ctc_weight": model_args.ctc_weight}
+        if model_args.ctc_head_lr_scale != 1.0 and head is not None:
+            raise ValueError("--ctc_head_lr_scale applies to the model's own CTC head (--add_ctc_head, characters)")
+        trainer_class, extra = (
+            JointCtcSeq2SeqTrainer,
+            {
+                "ctc_head": head,
+                "ctc_weight": model_args.ctc_weight,
+                "ctc_head_lr_scale": model_args.ctc_head_lr_scale,
+            },
+        )
     trainer = trainer_class(
         **extra,
         model=model,

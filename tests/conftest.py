@@ -265,3 +265,31 @@ def reference_llm(llm_dir):
     from tests.reference_llm import ReferenceLlm
 
     return ReferenceLlm(llm_dir)
+
+
+def add_ctc_head(source: Path, folder: Path, seed: int = 0) -> Path:
+    """A FireRedASR2-AED-format directory: `source`'s files, its checkpoint plus a CTC head `ctc.ctc_lo`
+    (`Linear(d_model, odim)`, bias, random) as FireRedASR2-AED adds on the final encoder output."""
+    import shutil
+
+    shutil.copytree(source, folder)
+    package = torch.load(folder / "model.pth.tar", map_location="cpu", weights_only=False)
+    args = package["args"]
+    generator = torch.Generator().manual_seed(seed)
+    package["model_state_dict"]["ctc.ctc_lo.weight"] = 0.3 * torch.randn(args.odim, args.d_model, generator=generator)
+    package["model_state_dict"]["ctc.ctc_lo.bias"] = 0.1 * torch.randn(args.odim, generator=generator)
+    torch.save(package, folder / "model.pth.tar")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def aed2_dir(tmp_path_factory, trained_aed_dir) -> Path:
+    """The trained reference AED as a FireRedASR2-AED checkpoint (the same weights plus `ctc.ctc_lo`)."""
+    return add_ctc_head(trained_aed_dir, tmp_path_factory.mktemp("aed2") / "FireRedASR2-AED")
+
+
+@pytest.fixture(scope="session")
+def converted_aed2_dir(tmp_path_factory, aed2_dir) -> Path:
+    from transformers_fireredasr.conversion.aed import convert_aed
+
+    return convert_aed(aed2_dir, tmp_path_factory.mktemp("aed2_hf"))

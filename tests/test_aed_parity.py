@@ -166,7 +166,7 @@ def test_pipeline_matches_reference(converted_aed_dir, reference_aed, speech):
     expected = [text for _, text in reference_aed.transcribe([u.path for u in speech], **PUBLISHED)]
     outputs = asr([u.audio for u in speech], batch_size=4)
     assert [o["text"] for o in outputs] == expected
-    assert set(outputs[0]) == {"text"}
+    assert set(outputs[0]) == {"text", "confidence"}  # the pipeline's keys: the transcript and its confidence
     single = asr({"raw": speech[2].audio, "sampling_rate": 16000})
     assert single["text"] == expected[2]
     from_file = asr(str(speech[4].path))

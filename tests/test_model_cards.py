@@ -37,17 +37,30 @@ DOC_FILES = {**CARD_FILES, "README": ROOT / "README.md"}
 TABLE_2 = {
     "FireRedASR-AED-L": {"aishell1": "0.55", "aishell2": "2.52", "ws_net": "4.88", "ws_meeting": "4.76"},
     "FireRedASR-LLM-L": {"aishell1": "0.76", "aishell2": "2.15", "ws_net": "4.60", "ws_meeting": "4.67"},
+    # FireRedASR2S README (2026-02), the same four sets (issue #14).
+    "FireRedASR2-AED": {"aishell1": "0.57", "aishell2": "2.51", "ws_net": "4.57", "ws_meeting": "4.53"},
+    "FireRedASR2-LLM": {"aishell1": "0.64", "aishell2": "2.15", "ws_net": "4.44", "ws_meeting": "4.32"},
 }
 AVERAGE_TYPE = "fireredasr-average"
-PAPER_AVERAGE = {"FireRedASR-AED-L": "3.18", "FireRedASR-LLM-L": "3.05"}
+PAPER_AVERAGE = {
+    "FireRedASR-AED-L": "3.18",
+    "FireRedASR-LLM-L": "3.05",
+    "FireRedASR2-AED": "3.05",
+    "FireRedASR2-LLM": "2.89",
+}
 
 # How many ```python blocks each file may mark `<!-- not-tested: ... -->`: the cards none, README.md a few at most.
-NOT_TESTED = {"FireRedASR-AED-L": 0, "FireRedASR-LLM-L": 0}
+NOT_TESTED = {"FireRedASR-AED-L": 0, "FireRedASR-LLM-L": 0, "FireRedASR2-AED": 0, "FireRedASR2-LLM": 0}
 MAX_NOT_TESTED_README = 2
 
-HUB_IDS = {"FireRedTeam/FireRedASR-AED-L": "aed", "FireRedTeam/FireRedASR-LLM-L": "llm"}
+HUB_IDS = {
+    "FireRedTeam/FireRedASR-AED-L": "aed",
+    "FireRedTeam/FireRedASR-LLM-L": "llm",
+    "FireRedTeam/FireRedASR2-AED": "aed2",
+    "FireRedTeam/FireRedASR2-LLM": "llm",  # the same code as v1; the tiny v1 fixture stands in
+}
 LOCAL_NAMES = {"fireredasr-aed-l": "aed", "fireredasr-llm-l": "llm"}
-MODEL_FIXTURES = {"aed": "converted_aed_dir", "llm": "converted_llm_dir"}
+MODEL_FIXTURES = {"aed": "converted_aed_dir", "llm": "converted_llm_dir", "aed2": "converted_aed2_dir"}
 AUDIO_NAME = re.compile(r"""["']([\w\-./]+\.(?:wav|flac|mp3|ogg|m4a))["']""")
 MARKER = re.compile(r"^<!--\s*not-tested:\s*(.+?)\s*-->$")
 FENCE = re.compile(r"^```\s*([\w+-]*)")
@@ -148,6 +161,7 @@ def test_card_results_are_the_papers_table_2(name):
 
 def test_llm_card_names_its_base_model():
     assert card_metadata("FireRedASR-LLM-L")["base_model"] == "Qwen/Qwen2-7B-Instruct"
+    assert card_metadata("FireRedASR2-LLM")["base_model"] == "Qwen/Qwen2-7B-Instruct"
 
 
 # --- packaging ------------------------------------------------------------------------------------------------------

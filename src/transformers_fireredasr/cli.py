@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio_io import SAMPLING_RATE, decode_file
-from .formats import srt_timestamp, to_srt  # noqa: F401 - srt_timestamp stays importable from here
+from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt  # noqa: F401 - srt_timestamp too
 
 
 def bundled_model_dir() -> Path | None:
@@ -42,11 +42,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output-format",
         default="text",
-        choices=["text", "jsonl", "srt"],
-        help="text: the transcript; jsonl: one JSON object per file with path, text and timestamped chunks; "
-        "srt: subtitles written to OUTPUT_DIR/<name>.srt",
+        choices=["text", "jsonl", "srt", "vtt"],
+        help="text: the transcript; jsonl: one JSON object per file with path, text, confidence and timestamped "
+        "chunks (and words with --timestamps word); srt / vtt: subtitles written to OUTPUT_DIR/<name>.srt / .vtt, "
+        "one cue per speech segment, cut at long pauses and at --max-cue-seconds",
     )
-    parser.add_argument("--output-dir", default=".", help="where srt files go (default: the current folder)")
+    parser.add_argument(
+        "--timestamps",
+        default="segment",
+        choices=["segment", "word", "char"],
+        help="jsonl: 'word' / 'char' add each word's (token's) start, end and confidence, timed by the model's CTC "
+        "head (FireRedASR2-AED, the bundled demo); 'segment' (default): speech segments only",
+    )
+    parser.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: longest subtitle cue (default 7)")
+    parser.add_argument(
+        "--cue-pause-seconds",
+        type=float,
+        default=0.6,
+        help="srt/vtt: a pause between words at least this long starts a new cue (needs a CTC head; default 0.6)",
+    )
+    parser.add_argument("--output-dir", default=".", help="where srt/vtt files go (default: the current folder)")
     parser.add_argument(
         "--max-segment-seconds",
         type=float,
@@ -67,6 +82,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--batch-size must be >= 1")
     if options.merge_segments_seconds is not None and not options.merge_segments_seconds > 0:
         parser.error("--merge-segments-seconds must be a positive number of seconds")
+    for name in ("max_cue_seconds", "cue_pause_seconds"):
+        if not getattr(options, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     return options
 
 
@@ -88,15 +106,38 @@ def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failu
         return results
 
 
+def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
+    """srt/vtt cues: per speech segment, cut at pauses between words (when the words are timed) and at the
+    longest cue length."""
+    if "segments" in result:  # word times: cut at pauses and before a cue grows too long
+        return cues_from_words(
+            result["segments"], result["chunks"], options.cue_pause_seconds, options.max_cue_seconds
+        )
+    return [cue for chunk in result["chunks"] for cue in split_evenly(chunk, options.max_cue_seconds)]
+
+
 def write_result(path: str, result: dict, options: argparse.Namespace, several: bool) -> None:
-    """Prints (text, jsonl) or writes (srt) one file's transcript."""
+    """Prints (text, jsonl) or writes (srt, vtt) one file's transcript."""
     if options.output_format == "jsonl":
-        chunks = [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in result["chunks"]]
-        print(json.dumps({"path": path, "text": result["text"], "chunks": chunks}, ensure_ascii=False), flush=True)
-    elif options.output_format == "srt":
-        target = Path(options.output_dir) / (Path(path).stem + ".srt")
+        segments = result.get("segments", result["chunks"])
+        chunks = [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in segments]
+        row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
+        if "segments" in result:
+            row["words"] = [
+                {
+                    "start": w["timestamp"][0],
+                    "end": w["timestamp"][1],
+                    "text": w["text"],
+                    "confidence": w["confidence"],
+                }
+                for w in result["chunks"]
+            ]
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    elif options.output_format in ("srt", "vtt"):
+        target = Path(options.output_dir) / (Path(path).stem + "." + options.output_format)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(to_srt(result["chunks"]), encoding="utf-8")
+        writer = to_srt if options.output_format == "srt" else to_vtt
+        target.write_text(writer(subtitle_cues(result, options)), encoding="utf-8")
         print(target, flush=True)
     elif several:
         print(f"{path}\t{result['text']}", flush=True)
@@ -128,6 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     call_kwargs = {"generate_kwargs": generate_kwargs}
     if options.output_format != "text":
         call_kwargs["return_timestamps"] = True
+    has_ctc_head = getattr(asr.model, "ctc_head", None) is not None
+    if options.timestamps != "segment" and options.output_format == "text":
+        print("error: --timestamps word/char needs --output-format jsonl (or srt/vtt)", file=sys.stderr)
+        return 2
+    if options.timestamps != "segment":
+        if not has_ctc_head:
+            print(
+                f"error: --timestamps {options.timestamps} needs a model with a CTC head (FireRedASR2-AED, the "
+                "bundled demo); this one has none: use --timestamps segment",
+                file=sys.stderr,
+            )
+            return 2
+        call_kwargs["return_timestamps"] = options.timestamps
+    elif options.output_format in ("srt", "vtt") and has_ctc_head:
+        call_kwargs["return_timestamps"] = "word"  # cues cut at the pauses between words
     if options.max_segment_seconds is not None:
         call_kwargs["chunk_length_s"] = options.max_segment_seconds
     if options.merge_segments_seconds is not None:

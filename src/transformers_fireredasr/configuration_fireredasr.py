@@ -73,7 +73,12 @@ class FireRedAedConfig(PreTrainedConfig):
         decoder_layers (`int`), decoder_attention_heads (`int`), decoder_ffn_dim (`int`): decoder sizes.
         dropout (`float`): residual dropout of the decoder.
         attention_dropout (`float`): dropout on decoder attention probabilities.
-        blank_token_id (`int`): CTC blank id of the original vocabulary (unused by the decoder, kept for reference).
+        blank_token_id (`int`): CTC blank id of the vocabulary (0 in the release; the CTC head's blank).
+        ctc_head (`bool`): whether the model has a CTC head, `Linear(d_model, vocab_size)` on the final encoder
+            output (FireRedASR2-AED's `ctc.ctc_lo`); its log-probs give word timestamps by forced alignment.
+        ctc_onset_offset_s (`float`), ctc_end_padding_s (`float`): word timing (`alignment.TimingRule`): a token
+            starts at its first CTC frame x 40 ms + the offset and ends after its last frame + the padding. Measured
+            per model by `benchmarks/bench_timestamps.py --calibrate`; the defaults are the bundled demo's.
     """
 
     model_type = "fireredasr_aed"
@@ -101,6 +106,9 @@ class FireRedAedConfig(PreTrainedConfig):
     eos_token_id: int | list[int] | None = 4
     decoder_start_token_id: int | None = 3
     blank_token_id: int | None = 0
+    ctc_head: bool = False
+    ctc_onset_offset_s: float = 0.022
+    ctc_end_padding_s: float = 0.299
     use_cache: bool = True
     is_encoder_decoder: bool = True
     tie_word_embeddings: bool = True
@@ -132,6 +140,9 @@ class FireRedLlmConfig(PreTrainedConfig):
             after the run of `<speech>` placeholders, so `generate()` can build the prompt from audio alone.
         lora_adapter_subfolder (`str`, *optional*): subfolder of a peft LoRA adapter that `from_pretrained` applies
             to the language model (written by the converter's `--keep_lora`); None when LoRA is merged.
+        max_segment_seconds (`float`, *optional*): the longest audio the pipeline decodes in one piece (None: 30 s,
+            FireRedASR-LLM's limit; FireRedASR2-LLM: 40 s).
+        lowercase_output (`bool`): the pipeline lowercases transcripts, as FireRedASR2-LLM prints English.
     """
 
     model_type = "fireredasr_llm"
@@ -147,6 +158,8 @@ class FireRedLlmConfig(PreTrainedConfig):
     prompt_prefix_ids: list[int] | None = None
     prompt_suffix_ids: list[int] | None = None
     lora_adapter_subfolder: str | None = None
+    max_segment_seconds: float | None = None
+    lowercase_output: bool = False
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):

@@ -60,4 +60,79 @@ def to_text(text: str) -> str:
     return text.rstrip("\n") + "\n"
 
 
-__all__ = ["srt_timestamp", "to_srt", "to_text", "to_vtt", "vtt_timestamp"]
+def _join_words(texts: Sequence[str]) -> str:
+    """Words joined as transcripts are: nothing between Hanzi, one space where two words of Latin script meet."""
+    joined = ""
+    for text in (t.strip() for t in texts):
+        if not text:
+            continue
+        if joined and joined[-1].isascii() and joined[-1].isalnum() and text[0].isascii() and text[0].isalnum():
+            joined += " "
+        joined += text
+    return joined
+
+
+def split_evenly(chunk: dict, max_cue_s: float) -> list[dict]:
+    """A chunk longer than `max_cue_s` cut into equal-time pieces with the text shared out by characters (words for
+    Latin script): the fallback when there are no word times."""
+    start, end = chunk["timestamp"]
+    units = chunk["text"].split() if " " in chunk["text"].strip() else list(chunk["text"].strip())
+    pieces = min(max(1, -(-(end - start) // max_cue_s)), max(1, len(units)))
+    pieces = int(pieces)
+    if pieces == 1:
+        return [chunk]
+    cuts = [round(i * len(units) / pieces) for i in range(pieces + 1)]
+    step = (end - start) / pieces
+    return [
+        {
+            "text": _join_words(units[cuts[i] : cuts[i + 1]]),
+            "timestamp": (round(start + i * step, 3), round(start + (i + 1) * step, 3)),
+        }
+        for i in range(pieces)
+    ]
+
+
+def cues_from_words(
+    segments: Sequence[dict], words: Sequence[dict], max_pause_s: float = 0.6, max_cue_s: float = 7.0
+) -> list[dict]:
+    """Subtitle cues from timed words: one per speech segment, cut where the gap between two words is at least
+    `max_pause_s` and before a cue would run longer than `max_cue_s`. A cue spans its first word's start to its last
+    word's end. Segments whose words are unknown keep their own span (cut evenly if too long)."""
+    if not max_pause_s > 0 or not max_cue_s > 0:
+        raise ValueError(f"max_pause_s and max_cue_s must be positive, got {max_pause_s} and {max_cue_s}")
+    cues: list[dict] = []
+    remaining = list(words)
+    for segment in segments:
+        seg_start, seg_end = segment["timestamp"]
+        inside = [w for w in remaining if w["timestamp"][0] < seg_end or segment is segments[-1]]
+        remaining = remaining[len(inside) :]
+        if not inside:
+            cues.extend(split_evenly(segment, max_cue_s) if segment["text"].strip() else [])
+            continue
+        group = [inside[0]]
+        for word in inside[1:]:
+            gap = word["timestamp"][0] - group[-1]["timestamp"][1]
+            if gap >= max_pause_s or word["timestamp"][1] - group[0]["timestamp"][0] > max_cue_s:
+                cues.append(_cue(group))
+                group = []
+            group.append(word)
+        cues.append(_cue(group))
+    return cues
+
+
+def _cue(words: Sequence[dict]) -> dict:
+    return {
+        "text": _join_words([w["text"] for w in words]),
+        "timestamp": (words[0]["timestamp"][0], words[-1]["timestamp"][1]),
+    }
+
+
+__all__ = [
+    "cues_from_words",
+    "split_evenly",
+    "srt_timestamp",
+    "to_srt",
+    "to_text",
+    "to_vtt",
+    "vtt_timestamp",
+]

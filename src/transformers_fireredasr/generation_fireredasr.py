@@ -10,8 +10,15 @@ Generation-config keys added by this model (all optional):
     original_beam_search (bool, default True): decode with the original procedure when not sampling
         (`num_beams=1` is then greedy decoding with the eos penalty). False runs transformers' own search.
     softmax_smoothing (float, default 1.0): logits are divided by it before `log_softmax` (every mode).
-    eos_penalty (float in (0, 1], default 1.0): multiplies the `<eos>` log-prob (every mode).
+    eos_penalty (float > 0, default 1.0): multiplies the `<eos>` log-prob (every mode); FireRedASR2 allows > 1.
     gnmt_length_penalty (float, default 0.0): GNMT length penalty of the original procedure (0 = none).
+    output_ctc_log_probs (bool, default False): with `return_dict_in_generate=True`, also return the CTC head's
+        log-probs of the encoder output (`ctc_log_probs`, `encoder_attention_mask`), for word timestamps without a
+        second encoder pass. Needs a model with a CTC head.
+With `return_dict_in_generate=True` the original procedure also returns, per returned sequence, `token_scores`
+(each chosen token's step log-prob after softmax smoothing and the eos penalty, before any logits processor such
+as hotword biasing; `<eos>` included, 0 past it) and `confidence`: FireRedASR2's utterance confidence, the mean of
+exp(token score) over the output tokens, `<eos>` included.
 Every transcript is also limited to as many tokens as its utterance has encoder frames (the original's default
 limit); `max_new_tokens` / `max_length` can only lower it.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -35,6 +43,7 @@ FIREREDASR_GENERATION_DEFAULTS = {
     "softmax_smoothing": 1.0,
     "eos_penalty": 1.0,
     "gnmt_length_penalty": 0.0,
+    "output_ctc_log_probs": False,
 }
 
 # How many decoding steps an accelerator runs between asking whether every row has finished (a host-device sync).
@@ -66,8 +75,8 @@ class SmoothedLogSoftmaxProcessor(LogitsProcessor):
 def _validate_decoding_options(options: dict) -> None:
     if not options["softmax_smoothing"] > 0:
         raise ValueError(f"softmax_smoothing must be > 0, got {options['softmax_smoothing']}")
-    if not 0.0 < options["eos_penalty"] <= 1.0:
-        raise ValueError(f"eos_penalty must be in (0, 1], got {options['eos_penalty']}")
+    if not options["eos_penalty"] > 0.0:
+        raise ValueError(f"eos_penalty must be > 0, got {options['eos_penalty']}")
     if options["gnmt_length_penalty"] < 0:
         raise ValueError(f"gnmt_length_penalty must be >= 0, got {options['gnmt_length_penalty']}")
 
@@ -144,7 +153,8 @@ def original_beam_search(
     step_forward: Callable | None = None,
     check_every: int = 1,
     logits_processor: LogitsProcessorList | None = None,
-) -> tuple[torch.LongTensor, torch.FloatTensor]:
+    return_token_scores: bool = False,
+) -> tuple[torch.LongTensor, torch.FloatTensor] | tuple[torch.LongTensor, torch.FloatTensor, torch.FloatTensor]:
     """The original FireRedASR beam search on the KV cache, with a per-utterance length limit.
 
     `cache` is an empty `EncoderDecoderCache` for the `num_beams * N` rows (default: dynamic); with a static
@@ -156,7 +166,9 @@ def original_beam_search(
 
     Returns `(sequences, scores)`: `sequences` `(N * num_return_sequences, L)` start with the start token, end
     with `<eos>` when the hypothesis finished, and are right-padded with `pad_token_id`; `scores` are the final
-    (length-penalised) log-probs, best first per utterance.
+    (length-penalised) log-probs, best first per utterance. With `return_token_scores`, a third tensor, shaped like
+    `sequences[:, 1:]`, holds each chosen token's step log-prob (after smoothing and the eos penalty, before
+    `logits_processor`), 0 after `<eos>`.
     """
     batch, frames, _ = encoder_hidden_states.shape
     beams = num_beams
@@ -167,6 +179,7 @@ def original_beam_search(
     row_limit = max_new_tokens.to(device).repeat_interleave(beams).view(rows, 1)
 
     ys = torch.full((rows, 1), decoder_start_token_id, dtype=torch.long, device=device)
+    token_scores = torch.zeros(rows, 0, device=device)
     first_beam_only = torch.tensor([0.0] + [_NEG_INF] * (beams - 1), device=device)
     scores = first_beam_only.repeat(batch).view(rows, 1)
     finished = torch.zeros(rows, 1, dtype=torch.bool, device=device)
@@ -203,9 +216,12 @@ def original_beam_search(
         step_scores = torch.log_softmax(logits[:, -1].float() / softmax_smoothing, dim=-1)
         if eos_penalty != 1.0:
             step_scores[:, eos_token_id] *= eos_penalty
+        model_scores = step_scores
         if logits_processor:
-            step_scores = logits_processor(ys, step_scores)
+            step_scores = logits_processor(ys, step_scores.clone() if return_token_scores else step_scores)
         top_scores, top_tokens = torch.topk(step_scores, k=beams, dim=1)
+        if return_token_scores:
+            top_model_scores = torch.where(frozen, 0.0, torch.gather(model_scores, 1, top_tokens))
         top_scores = torch.where(frozen, first_beam_only.view(1, beams), top_scores)
         top_tokens = torch.where(frozen, torch.full_like(top_tokens, eos_token_id), top_tokens)
 
@@ -218,6 +234,10 @@ def original_beam_search(
         new_tokens = torch.gather(top_tokens.view(batch, beams * beams), 1, best).view(rows, 1)
         new_tokens = torch.where(all_frozen, eos_token_id, new_tokens)
         ys = torch.cat((ys[source_rows], new_tokens), dim=1)
+        if return_token_scores:
+            new_scores = torch.gather(top_model_scores.view(batch, beams * beams), 1, best).view(rows, 1)
+            new_scores = torch.where(all_frozen, 0.0, new_scores)
+            token_scores = torch.cat((token_scores[source_rows], new_scores), dim=1)
         # Beams only move within their utterance, whose rows share one encoder output: the cross-attention cache
         # needs no reordering (copying it every step cost 6-17% of decoding time on CPU, benchmarks/RESULTS.md).
         if beams > 1:  # greedy rows never move
@@ -227,6 +247,7 @@ def original_beam_search(
 
     if check_every > 1:
         ys = ys[:, : int(stopped_at) + 1]
+        token_scores = token_scores[:, : int(stopped_at)]
     lengths = ys.ne(eos_token_id).sum(dim=-1)  # start token + real tokens, as the original counts them
     scores = scores.view(batch, beams)
     if gnmt_length_penalty > 0.0:
@@ -240,7 +261,30 @@ def original_beam_search(
     positions = torch.arange(out_length, device=device).view(1, -1)
     sequences = torch.where(positions < lengths.view(-1, 1), ys[:, :out_length], pad_token_id)
     sequences = torch.where((positions == lengths.view(-1, 1)) & ended.view(-1, 1), eos_token_id, sequences)
-    return sequences, best_scores.view(-1)
+    if not return_token_scores:
+        return sequences, best_scores.view(-1)
+    chosen_scores = token_scores[chosen][:, : out_length - 1]
+    real = positions[:, 1:] < (lengths + ended.long()).view(-1, 1)
+    return sequences, best_scores.view(-1), torch.where(real, chosen_scores, 0.0)
+
+
+@dataclass
+class FireRedAedGenerateOutput(GenerateBeamEncoderDecoderOutput):
+    """What the original procedure returns with `return_dict_in_generate=True`.
+
+    Args:
+        token_scores (`(sequences, length - 1)`): each chosen token's step log-prob (after softmax smoothing and the
+            eos penalty, before logits processors), aligned with `sequences[:, 1:]`, 0 past `<eos>`.
+        confidence (`(sequences,)`): mean of exp(token score) over the output tokens, `<eos>` included
+            (FireRedASR2's utterance confidence).
+        ctc_log_probs (`(batch, frames, vocab)`), encoder_attention_mask (`(batch, frames)`): with
+            `output_ctc_log_probs=True`, the CTC head's log-probs of the encoder output and its real frames.
+    """
+
+    token_scores: torch.FloatTensor | None = None
+    confidence: torch.FloatTensor | None = None
+    ctc_log_probs: torch.FloatTensor | None = None
+    encoder_attention_mask: torch.BoolTensor | None = None
 
 
 class FireRedAedGenerationMixin(GenerationMixin):
@@ -281,6 +325,12 @@ class FireRedAedGenerationMixin(GenerationMixin):
             return cache, None
         return cache, self.get_compiled_call(generation_config.compile_config)
 
+    def _ctc_outputs(self, options: dict, encoder_outputs, frame_mask: torch.Tensor) -> dict:
+        """`ctc_log_probs` and `encoder_attention_mask` for `output_ctc_log_probs=True` (else nothing)."""
+        if not options["output_ctc_log_probs"]:
+            return {}
+        return {"ctc_log_probs": self.ctc_log_probs(encoder_outputs[0]), "encoder_attention_mask": frame_mask}
+
     def generate(
         self,
         input_features: torch.Tensor | None = None,
@@ -293,6 +343,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
 
         Accepts every `generate()` argument. See the module docstring for the FireRedASR-specific keys
         (`original_beam_search`, `softmax_smoothing`, `eos_penalty`, `gnmt_length_penalty`).
+
         """
         generation_config = copy.deepcopy(
             generation_config if generation_config is not None else self.generation_config
@@ -342,7 +393,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 max_steps=int(limits.max()),
                 frames=frame_mask.shape[1],
             )
-            sequences, scores = original_beam_search(
+            return_dict = bool(generation_config.return_dict_in_generate)
+            if options["output_ctc_log_probs"]:
+                if not return_dict:
+                    raise ValueError("output_ctc_log_probs=True needs return_dict_in_generate=True")
+                if getattr(self, "ctc_head", None) is None:
+                    self.ctc_log_probs(encoder_outputs[0])  # raises the no-CTC-head error before decoding
+            sequences, scores, *token_scores = original_beam_search(
                 self,
                 encoder_outputs[0],
                 frame_mask,
@@ -360,11 +417,26 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 # Uncompiled steps sync anyway (transformers' mask creation looks at the masks on the host).
                 check_every=1 if step_forward is None or self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
                 logits_processor=LogitsProcessorList(logits_processor or []),
+                return_token_scores=return_dict,
             )
-            if generation_config.return_dict_in_generate:
-                return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)
+            if return_dict:
+                token_scores = token_scores[0]
+                real = sequences[:, 1:].ne(setting("pad_token_id"))
+                confidence = (token_scores.exp() * real).sum(-1) / real.sum(-1).clamp_min(1)
+                return FireRedAedGenerateOutput(
+                    sequences=sequences,
+                    sequences_scores=scores,
+                    token_scores=token_scores,
+                    confidence=confidence,
+                    **self._ctc_outputs(options, encoder_outputs, frame_mask),
+                )
             return sequences
 
+        if options["output_ctc_log_probs"]:
+            raise ValueError(
+                "output_ctc_log_probs is returned by FireRedASR's original decoding; transformers' own search "
+                "(original_beam_search=False or sampling) does not return it"
+            )
         processors = LogitsProcessorList(logits_processor or [])
         if options["softmax_smoothing"] != 1.0 or options["eos_penalty"] != 1.0:
             processors.append(
@@ -384,4 +456,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
         )
 
 
-__all__ = ["FireRedAedGenerationMixin", "SmoothedLogSoftmaxProcessor", "original_beam_search"]
+__all__ = [
+    "FireRedAedGenerateOutput",
+    "FireRedAedGenerationMixin",
+    "SmoothedLogSoftmaxProcessor",
+    "original_beam_search",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -309,8 +310,27 @@ class FireRedAedModel(FireRedAedPreTrainedModel):
         )
 
 
+@dataclass
+class FireRedAedSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus, for a model with a CTC head, the CTC log-probs of the encoder frames.
+
+    Args:
+        ctc_log_probs (`torch.FloatTensor` of shape `(batch, encoder_frames, vocab_size)`): float32
+            `log_softmax(ctc_head(encoder output))`, blank = `config.blank_token_id`; set when the model has a CTC
+            head and the encoder ran in this call (decoding steps that reuse `encoder_outputs` skip it).
+        encoder_attention_mask (`torch.BoolTensor` of shape `(batch, encoder_frames)`): the real encoder frames.
+    """
+
+    ctc_log_probs: torch.FloatTensor | None = None
+    encoder_attention_mask: torch.BoolTensor | None = None
+
+
 class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPreTrainedModel):
-    """FireRedASR-AED with its output projection (tied to the token embedding), loss and `generate()`."""
+    """FireRedASR-AED with its output projection (tied to the token embedding), loss and `generate()`.
+
+    With `config.ctc_head` (FireRedASR2-AED, the bundled demo) it also has a CTC head on the encoder output, whose
+    log-probs time the decoded tokens (`alignment.py`); the decoder never uses it.
+    """
 
     _tied_weights_keys = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
 
@@ -318,7 +338,17 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         super().__init__(config)
         self.model = FireRedAedModel(config)
         self.proj_out = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.ctc_head = nn.Linear(config.d_model, config.vocab_size, bias=True) if config.ctc_head else None
         self.post_init()
+
+    def ctc_log_probs(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """float32 CTC log-probs `(batch, frames, vocab)` of an encoder output; ValueError without a CTC head."""
+        if self.ctc_head is None:
+            raise ValueError(
+                "this model has no CTC head (config.ctc_head is False): CTC log-probs and word/char timestamps need "
+                "one, as FireRedASR2-AED and the bundled demo have; use return_timestamps=True for segment times"
+            )
+        return self.ctc_head(encoder_hidden_states).float().log_softmax(-1)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.proj_out
@@ -359,6 +389,7 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
             labels: `(batch, tokens)` target ids ending with `<eos>`, -100 where ignored; the decoder inputs are
                 `<sos>` + labels shifted right, and the loss is the mean token cross-entropy.
         """
+        encoder_ran = encoder_outputs is None
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
@@ -382,7 +413,11 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
             loss = self.loss_function(
                 logits=logits, labels=None, vocab_size=self.config.vocab_size, shift_labels=labels, **kwargs
             )
-        return Seq2SeqLMOutput(
+        ctc_log_probs, encoder_mask = None, None
+        if self.ctc_head is not None and encoder_ran:
+            ctc_log_probs = self.ctc_log_probs(outputs.encoder_last_hidden_state)
+            encoder_mask = encoder_frame_mask((outputs.encoder_last_hidden_state,), attention_mask)
+        return FireRedAedSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
             **cache_kwarg(output_cache(outputs)),
@@ -392,10 +427,13 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
+            ctc_log_probs=ctc_log_probs,
+            encoder_attention_mask=encoder_mask,
         )
 
 
 __all__ = [
+    "FireRedAedSeq2SeqLMOutput",
     "FireRedAedDecoder",
     "FireRedAedForConditionalGeneration",
     "FireRedAedModel",

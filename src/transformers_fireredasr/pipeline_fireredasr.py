@@ -10,6 +10,10 @@ model still gets the stock `AutomaticSpeechRecognitionPipeline`. Compared with t
   (capped at the limit) before decoding: fewer, longer pieces with more context, and one timestamp per piece;
 - with `return_timestamps=True` returns Whisper-style `chunks`: `[{"text", "timestamp": (start_s, end_s)}, ...]`,
   one per speech segment (segments then follow pauses even in short audio);
+- with `return_timestamps="word"` (or `"char"`) the chunks are words (each Hanzi, each English word) or tokens,
+  timed by CTC forced alignment on the model's CTC head (`alignment.py`), each with its `confidence`; pauses stay
+  gaps between words, and `segments` holds the speech segments' chunks. A model without a CTC head refuses them;
+- gives every AED result a `confidence`: FireRedASR2's mean over output tokens of exp(step score);
 - returns an empty transcript for silent audio without running the model;
 - accepts paths, bytes, arrays, stereo, any sampling rate (resampled with scipy, no torchaudio needed), and names
   the problem for empty, NaN/inf or undecodable audio.
@@ -24,14 +28,41 @@ from collections.abc import Callable
 
 import torch
 from transformers import AutomaticSpeechRecognitionPipeline
+from transformers.utils import logging
 
+from .alignment import TimingRule, align_or_spread, group_tokens, word_chunks
 from .audio_io import load_waveform
 from .segmentation import is_silent, segment_audio
+
+logger = logging.get_logger(__name__)
 
 # Longest audio each model was trained for (the original's limits); longer input is segmented.
 MAX_SEGMENT_SECONDS = {"fireredasr_aed": 60.0, "fireredasr_llm": 30.0}
 # Segments shorter than this (a sliver left by fixed-size chunking) carry no speech worth decoding.
 MIN_SEGMENT_SECONDS = 0.1
+
+
+TIMESTAMP_MODES = {None: None, False: None, True: "segment", "segment": "segment", "word": "word", "char": "char"}
+
+
+def timestamp_mode(return_timestamps) -> str | None:
+    """`return_timestamps` as None, "segment", "word" or "char"; a ValueError naming the choices otherwise."""
+    if not isinstance(return_timestamps, (bool, str, type(None))) or return_timestamps not in TIMESTAMP_MODES:
+        raise ValueError(
+            f"return_timestamps must be True (or 'segment') for segment times, 'word' or 'char', got "
+            f"{return_timestamps!r}"
+        )
+    return TIMESTAMP_MODES[return_timestamps]
+
+
+def check_word_timestamps(model, mode: str) -> None:
+    """Raises ValueError unless `model` can time words: an AED with a CTC head."""
+    if getattr(model, "ctc_head", None) is None:
+        raise ValueError(
+            f"return_timestamps={mode!r} times tokens by CTC forced alignment, and this model has no CTC head "
+            f"({type(model).__name__}; FireRedASR2-AED and the bundled demo have one): use return_timestamps=True "
+            "for segment times"
+        )
 
 
 def is_fireredasr_model(model) -> bool:
@@ -73,7 +104,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.default_max_segment_s = MAX_SEGMENT_SECONDS.get(self.model.config.model_type, 30.0)
+        self.default_max_segment_s = getattr(
+            self.model.config, "max_segment_seconds", None
+        ) or MAX_SEGMENT_SECONDS.get(self.model.config.model_type, 30.0)
         # Called with the seconds of audio each forward pass transcribed (the CLI's progress bar uses it).
         self.progress_callback: Callable[[float], None] | None = None
 
@@ -88,10 +121,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     ):
         if stride_length_s is not None:
             raise ValueError("FireRedASR segments audio at pauses; `stride_length_s` is not used. Drop it.")
-        if return_timestamps not in (None, False, True, "segment"):
-            raise ValueError(
-                f"FireRedASR gives segment-level timestamps: use return_timestamps=True, not {return_timestamps!r}"
-            )
+        mode = timestamp_mode(return_timestamps)
+        if mode in ("word", "char"):
+            check_word_timestamps(self.model, mode)
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if chunk_length_s is not None:
             if chunk_length_s <= 0:
@@ -104,8 +136,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 raise ValueError(f"segmentation must be 'auto', 'vad' or 'fixed', got {segmentation!r}")
             preprocess_params["segmentation"] = segmentation
         if return_timestamps is not None:
-            preprocess_params["return_timestamps"] = bool(return_timestamps)
-            postprocess_params["return_timestamps"] = bool(return_timestamps)
+            # Word times come from the alignment, not from segments: audio within the limit is decoded whole, so
+            # asking for them never changes the transcript.
+            preprocess_params["return_timestamps"] = mode == "segment"
+            postprocess_params["return_timestamps"] = mode
+            forward_params["timestamp_mode"] = mode
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(
@@ -157,22 +192,30 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "skip": torch.tensor([skip]),
         }
 
-    def _forward(self, model_inputs, **generate_kwargs):
+    def _forward(self, model_inputs, timestamp_mode: str | None = None, **generate_kwargs):
         features, mask, skip = model_inputs["input_features"], model_inputs["attention_mask"], model_inputs["skip"]
         keep = (~skip).nonzero().flatten()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         tokens = torch.full((len(skip), 1), pad, dtype=torch.long)
+        extra = {}
         if len(keep):
             generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
             generate_kwargs.pop("return_timestamps", None)
+            word_times = timestamp_mode in ("word", "char")
+            if self.model.config.model_type == "fireredasr_aed":  # token scores (confidence), CTC log-probs
+                generate_kwargs.setdefault("return_dict_in_generate", True)
+                if word_times:
+                    generate_kwargs["output_ctc_log_probs"] = True
             main_input_name = getattr(self.model, "main_input_name", "input_features")
             generated = self.model.generate(
                 **{main_input_name: features[keep], "attention_mask": mask[keep]}, **generate_kwargs
             )
+            output = generated
             if isinstance(generated, dict) or hasattr(generated, "sequences"):
                 generated = generated["sequences"]
             tokens = torch.full((len(skip), generated.shape[1]), pad, dtype=torch.long)
             tokens[keep] = generated.to("cpu", torch.long)
+            extra = self._scores_and_frames(output, tokens, keep, word_times)
         if self.progress_callback is not None:
             seconds = (model_inputs["segment_end"] - model_inputs["segment_start"])[keep.cpu()].sum()
             self.progress_callback(float(seconds))
@@ -183,27 +226,107 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "segment_index": model_inputs["segment_index"],
             "segment_start": model_inputs["segment_start"],
             "segment_end": model_inputs["segment_end"],
+            **extra,
         }
 
-    def postprocess(self, model_outputs, return_timestamps: bool = False, **kwargs):
-        segments = []
+    def _scores_and_frames(self, output, tokens: torch.Tensor, keep: torch.Tensor, word_times: bool) -> dict:
+        """Per row, the chosen tokens' probabilities (for confidences) and, for word times, each token's CTC frames
+        `(first, last + 1)` (-1 where none) and whether they were aligned (False: spread evenly, see alignment)."""
+        rows, length = tokens.shape
+        token_scores = getattr(output, "token_scores", None)
+        if token_scores is None:
+            return {}
+        probabilities = torch.zeros(rows, length - 1)
+        probabilities[keep] = token_scores.to("cpu", torch.float32).exp()
+        extra = {"token_probabilities": probabilities}
+        if not word_times:
+            return extra
+        frames = torch.full((rows, length - 1, 2), -1, dtype=torch.long)
+        aligned = torch.ones(rows, dtype=torch.bool)
+        num_frames = torch.zeros(rows, dtype=torch.long)
+        log_probs, frame_mask = output.ctc_log_probs.cpu(), output.encoder_attention_mask.cpu()
+        shown = self._shown_token_positions(tokens)
+        for out_row, row in enumerate(keep.tolist()):
+            positions = shown[row]
+            count = int(frame_mask[out_row].sum())
+            ids = [int(tokens[row, 1 + p]) for p in positions]
+            spans, aligned[row] = align_or_spread(log_probs[out_row, :count], ids, self.model.config.blank_token_id)
+            for position, span in zip(positions, spans, strict=True):
+                frames[row, position] = torch.tensor(span)
+            num_frames[row] = count
+        return {**extra, "token_frames": frames, "aligned": aligned, "num_frames": num_frames}
+
+    def _shown_token_positions(self, tokens: torch.Tensor) -> list[list[int]]:
+        """Per row, the positions in `tokens[:, 1:]` of the tokens a transcript shows (no special tokens)."""
+        hidden = self.tokenizer.convert_tokens_to_ids(list(getattr(self.tokenizer, "hidden_tokens", [])))
+        special = set(self.tokenizer.all_special_ids) | set(hidden)
+        return [[p for p, token in enumerate(row[1:]) if token not in special] for row in tokens.tolist()]
+
+    def _timing_rule(self) -> TimingRule:
+        config = self.model.config
+        return TimingRule(getattr(config, "ctc_onset_offset_s", 0.0), getattr(config, "ctc_end_padding_s", 0.0))
+
+    def _word_chunks(self, output, mode: str, start: float, end: float) -> list[dict]:
+        """The timed words (or tokens) of one segment, in seconds from the start of the audio."""
+        tokens = output["tokens"].reshape(-1)
+        positions = self._shown_token_positions(tokens.view(1, -1))[0]
+        frames = output["token_frames"].reshape(-1, 2)
+        spans = [tuple(frames[p].tolist()) for p in positions]
+        times = [(start + a, start + b) for a, b in self._timing_rule().times(spans, end - start)]
+        probabilities = output["token_probabilities"].reshape(-1)[positions].tolist()
+        strings = self.tokenizer.convert_ids_to_tokens(tokens[1:][positions].tolist())
+        groups = group_tokens(strings, mode)
+        texts = [self.tokenizer.convert_tokens_to_string([strings[i] for i in group]) for group in groups]
+        return word_chunks(groups, texts, times, probabilities)
+
+    def postprocess(self, model_outputs, return_timestamps: str | bool | None = None, **kwargs):
+        mode = timestamp_mode(return_timestamps)
+        segments, words, probability_sum, token_count = [], [], 0.0, 0
         for output in model_outputs:
             if bool(output["skip"].reshape(-1)[0]):
                 continue
             text = self.tokenizer.decode(output["tokens"].reshape(-1).tolist(), skip_special_tokens=True)
+            if getattr(self.model.config, "lowercase_output", False):  # FireRedASR2-LLM prints English in lowercase
+                text = text.lower()
             start, end = float(output["segment_start"].reshape(-1)[0]), float(output["segment_end"].reshape(-1)[0])
-            segments.append((int(output["segment_index"].reshape(-1)[0]), start, end, text))
+            index = int(output["segment_index"].reshape(-1)[0])
+            segments.append((index, start, end, text))
+            if "token_probabilities" in output:
+                real = output["tokens"].reshape(-1)[1:].ne(self.tokenizer.pad_token_id)
+                probability_sum += float(output["token_probabilities"].reshape(-1)[real].sum())
+                token_count += int(real.sum())
+            if mode in ("word", "char"):
+                if not bool(output["aligned"].reshape(-1)[0]):
+                    logger.warning(
+                        "segment %.2f-%.2f s: %s; its token times are spread evenly over the segment",
+                        start,
+                        end,
+                        "the hypothesis has more tokens than the CTC frames can hold, so it cannot be aligned",
+                    )
+                words.append((index, self._word_chunks(output, mode, start, end)))
         segments.sort()
         texts = [text for *_, text in segments]
         # One segment keeps its text exactly as decoded, as the stock pipeline returns it.
         result = {"text": texts[0] if len(texts) == 1 else join_segment_texts(texts)}
-        if return_timestamps:
-            result["chunks"] = [
-                {"text": text.strip(), "timestamp": (round(start, 3), round(end, 3))}
-                for _, start, end, text in segments
-                if text.strip()
-            ]
+        if token_count:
+            result["confidence"] = round(probability_sum / token_count, 4)
+        segment_chunks = [
+            {"text": text.strip(), "timestamp": (round(start, 3), round(end, 3))}
+            for _, start, end, text in segments
+            if text.strip()
+        ]
+        if mode == "segment":
+            result["chunks"] = segment_chunks
+        elif mode is not None:  # words (or tokens), and the speech segments they belong to (subtitle cues)
+            result["chunks"] = [chunk for _, chunks in sorted(words, key=lambda item: item[0]) for chunk in chunks]
+            result["segments"] = segment_chunks
         return result
 
 
-__all__ = ["FireRedAsrPipeline", "is_fireredasr_model", "join_segment_texts"]
+__all__ = [
+    "FireRedAsrPipeline",
+    "check_word_timestamps",
+    "is_fireredasr_model",
+    "join_segment_texts",
+    "timestamp_mode",
+]

@@ -70,6 +70,10 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
             The CTC blank token of the original vocabulary (never produced by the attention decoder).
         replace_punctuation (`bool`, *optional*, defaults to `True`):
             Replace `，。？！,.?!` by spaces before tokenizing, as the original did to build training targets.
+        lowercase_output (`bool`, *optional*, defaults to `False`):
+            Lowercase decoded text, as FireRedASR2 prints English (v1 prints it uppercase, as it was trained).
+        hidden_tokens (`list[str]`, *optional*):
+            Tokens decoding leaves out (FireRedASR2: `<blank>`, `<sil>`).
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
@@ -85,6 +89,8 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         pad_token: str = "<pad>",
         blank_token: str = "<blank>",
         replace_punctuation: bool = True,
+        lowercase_output: bool = False,
+        hidden_tokens: list[str] | None = None,
         **kwargs,
     ):
         self.vocab_file = vocab_file
@@ -100,6 +106,8 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         elif SPACE_TOKEN not in self.encoder:
             logger.warning(f"No sentencepiece model and no {SPACE_TOKEN} in {vocab_file}: spaces will become unk.")
         self.replace_punctuation = replace_punctuation
+        self.lowercase_output = lowercase_output
+        self.hidden_tokens = list(hidden_tokens or [])
         super().__init__(
             unk_token=unk_token,
             bos_token=bos_token,
@@ -107,6 +115,8 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
             pad_token=pad_token,
             blank_token=blank_token,
             replace_punctuation=replace_punctuation,
+            lowercase_output=lowercase_output,
+            hidden_tokens=self.hidden_tokens,
             **kwargs,
         )
 
@@ -144,9 +154,12 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return self.decoder.get(index, str(self.unk_token))
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        """Joins tokens without separator, turns `▁`/`<space>` into spaces and strips (the original `detokenize`)."""
-        text = "".join(" " if token == SPACE_TOKEN else token for token in tokens)
-        return text.replace(SPIECE_UNDERLINE, " ").strip()
+        """Joins tokens without separator, turns `▁`/`<space>` into spaces and strips (the original `detokenize`);
+        `hidden_tokens` are left out and, with `lowercase_output`, the text is lowercased (FireRedASR2)."""
+        hidden = self.hidden_tokens
+        text = "".join(" " if token == SPACE_TOKEN else token for token in tokens if token not in hidden)
+        text = text.replace(SPIECE_UNDERLINE, " ").strip()
+        return text.lower() if self.lowercase_output else text
 
     def build_inputs_with_special_tokens(
         self, token_ids_0: list[int], token_ids_1: list[int] | None = None

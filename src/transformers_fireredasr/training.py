@@ -136,17 +136,31 @@ class CtcAuxiliaryHead(torch.nn.Module):
         self, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor, labels: torch.Tensor, ignore_ids: Sequence[int]
     ) -> torch.Tensor:
         """Mean CTC loss per target token; `labels` padded with -100, ids in `ignore_ids` (e.g. `<eos>`) dropped."""
-        log_probs = self.proj(encoder_hidden).float().log_softmax(-1).transpose(0, 1)
-        keep = labels.ne(-100)
-        for token in ignore_ids:
-            keep &= labels.ne(token)
-        targets = labels[keep]
-        target_lengths = keep.sum(-1)
-        input_lengths = encoder_mask.sum(-1)
-        loss = torch.nn.functional.ctc_loss(
-            log_probs, targets, input_lengths, target_lengths, blank=self.blank_id, reduction="sum", zero_infinity=True
-        )
-        return loss / target_lengths.sum().clamp_min(1)
+        log_probs = self.proj(encoder_hidden).float().log_softmax(-1)
+        return ctc_loss(log_probs, encoder_mask, labels, ignore_ids, self.blank_id)
+
+
+def ctc_loss(
+    log_probs: torch.Tensor, frame_mask: torch.Tensor, labels: torch.Tensor, ignore_ids: Sequence[int], blank_id: int
+) -> torch.Tensor:
+    """Mean CTC loss per target token of `(batch, frames, vocab)` log-probs: `labels` padded with -100, ids in
+    `ignore_ids` (e.g. `<eos>`) dropped. Shared by the training-only head and a model's own CTC head."""
+    keep = labels.ne(-100)
+    for token in ignore_ids:
+        keep &= labels.ne(token)
+    targets = labels[keep]
+    target_lengths = keep.sum(-1)
+    input_lengths = frame_mask.long().sum(-1)
+    loss = torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1),
+        targets,
+        input_lengths,
+        target_lengths,
+        blank=blank_id,
+        reduction="sum",
+        zero_infinity=True,
+    )
+    return loss / target_lengths.sum().clamp_min(1)
 
 
 SPECIAL_TOKENS = ("<blank>", "<unk>", "<pad>", "<sos>", "<eos>", "<space>")
@@ -180,6 +194,7 @@ def fit_cmvn(feature_extractor: FireRedAsrFeatureExtractor, audio: Sequence[np.n
 
 __all__ = [
     "CtcAuxiliaryHead",
+    "ctc_loss",
     "FireRedAedDataCollator",
     "fit_cmvn",
     "write_char_vocab",

@@ -2,7 +2,11 @@
 
 Input: `model.pth.tar`, `cmvn.ark`, `dict.txt`, `train_bpe1000.model`. Output: `config.json`,
 `model.safetensors`, `generation_config.json` (the published decoding settings), feature extractor, tokenizer
-and processor files, and the FireRedASR-AED-L model card as `README.md` (whatever the converted sizes).
+and processor files, and the model card as `README.md` (whatever the converted sizes).
+
+Reads FireRedASR-AED (v1) and FireRedASR2-AED folders alike and tells them apart by the checkpoint: v2 has a CTC head
+(`ctc.ctc_lo`, kept as the model's `ctc_head`, for word timestamps), an 8,667-token `dict.txt`, and lowercases
+English in its output, dropping `<blank>`/`<sil>`; it gets the FireRedASR2-AED card.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .checkpoint import load_original_package, require_args
-from .hub import AED_CARD, finish_conversion
-from .key_mapping import AED_PREFIXES, convert_state_dict
+from .hub import AED2_CARD, AED_CARD, finish_conversion
+from .key_mapping import AED_PREFIXES, V2_AED_MARKER, convert_state_dict
 
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
 AED_ARGS = ["idim", "odim", "d_model", "n_head", "n_layers_enc", "n_layers_dec", "kernel_size", "sos_id", "eos_id",
@@ -74,9 +78,15 @@ def load_cmvn(cmvn_path: Path, num_mel_bins: int) -> FireRedAsrFeatureExtractor:
     return feature_extractor
 
 
-def aed_config_from_args(args: argparse.Namespace) -> FireRedAedConfig:
-    """Maps the original argparse hyper-parameters to a [`FireRedAedConfig`]."""
+def aed_version(state_dict: dict) -> int:
+    """1 for FireRedASR-AED, 2 for FireRedASR2-AED (whose checkpoint adds the CTC head `ctc.ctc_lo`)."""
+    return 2 if V2_AED_MARKER in state_dict else 1
+
+
+def aed_config_from_args(args: argparse.Namespace, ctc_head: bool = False) -> FireRedAedConfig:
+    """Maps the original argparse hyper-parameters to a [`FireRedAedConfig`] (with a CTC head for v2)."""
     return FireRedAedConfig(
+        ctc_head=ctc_head,
         encoder_config=encoder_config_from_args(args),
         vocab_size=args.odim,
         d_model=args.d_model,
@@ -111,7 +121,8 @@ def convert_aed(
     check_input_dir(input_dir, AED_FILES)
     args, state_dict = load_original_package(input_dir / "model.pth.tar")
     require_args(args, AED_ARGS, input_dir / "model.pth.tar")
-    config = aed_config_from_args(args)
+    version = aed_version(state_dict)
+    config = aed_config_from_args(args, ctc_head=version == 2)
 
     with torch.device("meta"):
         model = FireRedAedForConditionalGeneration(config)
@@ -125,8 +136,10 @@ def convert_aed(
     model.generation_config = aed_generation_config(config)
 
     feature_extractor = load_cmvn(input_dir / "cmvn.ark", args.idim)
+    # FireRedASR2 lowercases English in its output and never shows `<blank>` / `<sil>`.
+    v2_output = {"lowercase_output": True, "hidden_tokens": ["<blank>", "<sil>"]} if version == 2 else {}
     tokenizer = FireRedAsrTokenizer(
-        vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
+        vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model"), **v2_output
     )
     if len(tokenizer) != config.vocab_size:
         raise ValueError(f"dict.txt has {len(tokenizer)} tokens but the model's output size is {config.vocab_size}")
@@ -135,7 +148,7 @@ def convert_aed(
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    return finish_conversion(output_dir, push_to_hub, model_card=AED_CARD)
+    return finish_conversion(output_dir, push_to_hub, model_card=AED2_CARD if version == 2 else AED_CARD)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,12 @@ from pathlib import Path
 import torch
 
 
-def load_original_package(path: str | Path) -> tuple[argparse.Namespace | None, dict[str, torch.Tensor]]:
+def load_original_package(
+    path: str | Path, weights_optional: bool = False
+) -> tuple[argparse.Namespace | None, dict[str, torch.Tensor]]:
     """Returns `(args, state_dict)` of an original FireRedASR `*.pth.tar` file.
+
+    `weights_optional`: a package of `args` alone (FireRedASR2-LLM's `asr_encoder.pth.tar`) gives an empty state dict.
 
     Tensors are memory-mapped, so converting a multi-GB checkpoint does not hold a second copy in RAM.
     Raises FileNotFoundError for a missing file and ValueError for anything that is not such a package.
@@ -33,6 +37,8 @@ def load_original_package(path: str | Path) -> tuple[argparse.Namespace | None, 
             f"{path} is not a readable FireRedASR checkpoint (only tensors and argparse.Namespace are allowed "
             f"when unpickling): {error}"
         ) from error
+    if weights_optional and isinstance(package, dict) and "model_state_dict" not in package and "args" in package:
+        package = {**package, "model_state_dict": {}}
     if not isinstance(package, dict) or "model_state_dict" not in package:
         found = sorted(package) if isinstance(package, dict) else type(package).__name__
         raise ValueError(f"{path} has no 'model_state_dict' (found {found}); is it a FireRedASR .pth.tar package?")

@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 # symlink support (Windows) would otherwise lose them.
 AED_CARD = "FireRedASR-AED-L"
 LLM_CARD = "FireRedASR-LLM-L"
-MODEL_CARDS = (AED_CARD, LLM_CARD)
+AED2_CARD = "FireRedASR2-AED"
+LLM2_CARD = "FireRedASR2-LLM"
+MODEL_CARDS = (AED_CARD, LLM_CARD, AED2_CARD, LLM2_CARD)
 
 
 def model_card_text(name: str) -> str:

@@ -40,6 +40,9 @@ DECODER_KEY_MAPPING: list[tuple[str, str]] = [
     (r"^layer_norm_out\.", "norm."),
 ]
 
+# FireRedASR2-AED's CTC head (`ctc.ctc_lo`, a Linear on the final encoder output), relative to `ctc.`.
+CTC_KEY_MAPPING: list[tuple[str, str]] = [(r"^ctc_lo\.(weight|bias)$", r"\1")]
+
 # Keys with no counterpart: fixed sinusoid tables (computed on the fly here) and the tied output projection.
 DROPPED_KEYS = (r"(^|\.)positional_encoding\.pe$", r"^decoder\.tgt_word_prj\.weight$")
 
@@ -47,7 +50,11 @@ DROPPED_KEYS = (r"(^|\.)positional_encoding\.pe$", r"^decoder\.tgt_word_prj\.wei
 AED_PREFIXES: dict[str, tuple[list[tuple[str, str]], str]] = {
     "encoder.": (ENCODER_KEY_MAPPING, "model.encoder."),
     "decoder.": (DECODER_KEY_MAPPING, "model.decoder."),
+    "ctc.": (CTC_KEY_MAPPING, "ctc_head."),
 }
+
+# The state-dict key whose presence marks a FireRedASR2-AED checkpoint (v1 has no CTC head).
+V2_AED_MARKER = "ctc.ctc_lo.weight"
 
 
 def rename_key(key: str, mapping: list[tuple[str, str]]) -> str:

@@ -7,6 +7,10 @@ Qwen2 weights (one plain model that quantizes cleanly). `--keep_lora`: the base 
 `lora_adapter/` that `from_pretrained` applies and that can be fine-tuned further. The output also gets the
 FireRedASR-LLM-L model card as `README.md` (whatever the converted sizes).
 
+FireRedASR2-LLM (the same code) is told apart by its `asr_encoder.pth.tar`, which holds only `args`: the encoder
+weights then all come from `model.pth.tar`. It gets the FireRedASR2-LLM card and its 40 s input limit
+(`max_segment_seconds`); upstream runs it in bfloat16 (`--dtype bfloat16` converts the weights to it).
+
 Tensors are streamed one at a time into size-bounded safetensors shards, so a 7B model converts within the RAM of
 a 32 GB machine.
 """
@@ -29,7 +33,7 @@ from ..configuration_fireredasr import FireRedLlmConfig
 from ..processing_fireredasr import SPEECH_TOKEN, FireRedLlmProcessor
 from .aed import AED_ARGS, check_input_dir, encoder_config_from_args, load_cmvn
 from .checkpoint import load_original_package, require_args
-from .hub import LLM_CARD, finish_conversion
+from .hub import LLM2_CARD, LLM_CARD, finish_conversion
 from .key_mapping import ENCODER_KEY_MAPPING, is_dropped, rename_key
 
 LLM_DIR = "Qwen2-7B-Instruct"
@@ -61,6 +65,15 @@ def llm_generation_config(text_config) -> GenerationConfig:
         pad_token_id=text_config.pad_token_id,
         **LLM_DECODING,
     )
+
+
+# FireRedASR2-LLM's recommended input limit (v1: 30 s, the pipeline's default for the LLM).
+V2_MAX_SEGMENT_SECONDS = 40.0
+
+
+def llm_version(asr_encoder_state: dict) -> int:
+    """2 when `asr_encoder.pth.tar` carries no encoder weights (FireRedASR2-LLM), else 1."""
+    return 1 if any(key.startswith("encoder.") for key in asr_encoder_state) else 2
 
 
 def split_llm_package(state_dict: dict) -> tuple[dict, dict, dict[str, dict[str, torch.Tensor]]]:
@@ -189,9 +202,15 @@ def convert_llm(
         raise FileNotFoundError(f"{input_dir} lacks the language model folder {LLM_DIR}/ (with config.json)")
     args, state_dict = load_original_package(input_dir / "model.pth.tar")
     require_args(args, ["encoder_downsample_rate"], input_dir / "model.pth.tar")
-    encoder_args, encoder_state = load_original_package(input_dir / "asr_encoder.pth.tar")
+    encoder_args, encoder_state = load_original_package(input_dir / "asr_encoder.pth.tar", weights_optional=True)
     require_args(encoder_args, [name for name in AED_ARGS if name != "odim"], input_dir / "asr_encoder.pth.tar")
     llm_encoder, projector, lora = split_llm_package(state_dict)
+    version = llm_version(encoder_state)
+    if version == 2 and not llm_encoder:
+        raise ValueError(
+            f"{input_dir / 'asr_encoder.pth.tar'} holds no weights (FireRedASR2-LLM) and "
+            f"{input_dir / 'model.pth.tar'} has no encoder.* tensors either: the encoder weights are missing"
+        )
     if not lora and keep_lora:
         raise ValueError(f"{input_dir / 'model.pth.tar'} holds no LoRA tensors to keep")
 
@@ -219,6 +238,8 @@ def convert_llm(
         prompt_prefix_ids=prefix_ids,
         prompt_suffix_ids=suffix_ids,
         lora_adapter_subfolder=LORA_SUBFOLDER if keep_lora else None,
+        max_segment_seconds=V2_MAX_SEGMENT_SECONDS if version == 2 else None,
+        lowercase_output=version == 2,
     )
     config.architectures = ["FireRedLlmForSpeechSeq2Seq"]
 
@@ -234,7 +255,7 @@ def convert_llm(
     config.save_pretrained(output_dir)
     llm_generation_config(text_config).save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    return finish_conversion(output_dir, push_to_hub, model_card=LLM_CARD)
+    return finish_conversion(output_dir, push_to_hub, model_card=LLM2_CARD if version == 2 else LLM_CARD)
 
 
 def main(argv: list[str] | None = None) -> None:
