@@ -46,6 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="a few utterances only (checks that it runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--audio", type=Path, default=None, help="read the workload's audio from this .npz (or write it)"
+    )
+    parser.add_argument("--prepare", action="store_true", help="only synthesize the workload into --audio")
     options = parser.parse_args(argv)
     if options.tiny:
         options.phrases, options.plain, options.distractors, options.repeats = 8, 4, [0, 10], 1
@@ -128,6 +132,41 @@ def summarize(references, hypotheses, phrases) -> dict:
     return {"b_cer": b_err / b_len if b_len else None, "u_cer": u_err / u_len if u_len else None}
 
 
+def load_or_speak(options, characters, words, held_out, banned, rng) -> dict:
+    """The three sets' sentences and audio: synthesized (and saved to `--audio`), or read back from `--audio` (the
+    GPU machine has no espeak-ng; `gpu_prepare.sh` makes the file here). Near misses exist for every candidate."""
+    fields = ("candidates", "sentences", "plain_sentences", "near_sentences")
+    if options.audio is not None and options.audio.is_file():
+        stored = np.load(options.audio, allow_pickle=False)
+        workload = {name: [str(x) for x in stored[name]] for name in fields}
+        for name in ("audio", "plain_audio", "near_audio"):
+            count = len(workload["sentences" if name == "audio" else name.replace("audio", "sentences")])
+            workload[name] = [stored[f"{name}_{i}"].astype(np.float32) / 32768.0 for i in range(count)]
+        return workload
+    candidates = rare_phrases(characters, options.phrases, rng, banned)
+    near = []
+    for phrase in candidates:
+        other = rng.choice([c for c in characters if c != phrase[2]])
+        near.append(carrier(phrase[:2] + other, words, rng))
+    workload = {
+        "candidates": candidates,
+        "sentences": [carrier(p, words, rng) for p in candidates],
+        "plain_sentences": held_out[: options.plain],
+        "near_sentences": near,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for offset, name in enumerate(("sentences", "plain_sentences", "near_sentences")):
+            key = "audio" if name == "sentences" else name.replace("sentences", "audio")
+            workload[key] = speak(workload[name], Path(tmp), rng, 10_000 * offset)
+    if options.audio is not None:
+        arrays = {name: np.array(workload[name]) for name in fields}
+        for name in ("audio", "plain_audio", "near_audio"):
+            for i, clip in enumerate(workload[name]):
+                arrays[f"{name}_{i}"] = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
+        np.savez_compressed(options.audio, **arrays)
+    return workload
+
+
 def main(argv=None) -> int:
     options = parse_args(argv)
     rng = np.random.default_rng(options.seed)
@@ -139,22 +178,16 @@ def main(argv=None) -> int:
     train, held_out = corpus_sentences(8000, 300, seed=0)
     banned = "\n".join(train)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        candidates = rare_phrases(characters, options.phrases, rng, banned)
-        sentences = [carrier(p, words, rng) for p in candidates]
-        audio = speak(sentences, tmp, rng, 0)
-        plain_texts, _ = decode(audio)
-        wrong = [i for i, (p, t) in enumerate(zip(candidates, plain_texts, strict=True)) if p not in t]
-        a_phrases = [candidates[i] for i in wrong]
-        a_refs, a_audio = [sentences[i] for i in wrong], [audio[i] for i in wrong]
-        b_refs = held_out[: options.plain]
-        b_audio = speak(b_refs, tmp, rng, 10_000)
-        c_refs = []
-        for phrase in a_phrases:
-            other = rng.choice([c for c in characters if c != phrase[2]])
-            c_refs.append(carrier(phrase[:2] + other, words, rng))
-        c_audio = speak(c_refs, tmp, rng, 20_000)
+    workload = load_or_speak(options, characters, words, held_out, banned, rng)
+    if options.prepare:
+        return 0
+    candidates, sentences, audio = workload["candidates"], workload["sentences"], workload["audio"]
+    plain_texts, _ = decode(audio)
+    wrong = [i for i, (p, t) in enumerate(zip(candidates, plain_texts, strict=True)) if p not in t]
+    a_phrases = [candidates[i] for i in wrong]
+    a_refs, a_audio = [sentences[i] for i in wrong], [audio[i] for i in wrong]
+    b_refs, b_audio = workload["plain_sentences"], workload["plain_audio"]
+    c_refs, c_audio = [workload["near_sentences"][i] for i in wrong], [workload["near_audio"][i] for i in wrong]
 
     pool = rare_phrases(characters, max(options.distractors) + 100 + len(a_phrases), rng, banned + "".join(a_phrases))
     distractor_pool = [p for p in pool if p not in a_phrases and all(p not in r for r in b_refs)]

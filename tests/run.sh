@@ -56,7 +56,7 @@ if [ -n "$transformers_version" ]; then
   venv=".venv-transformers-$transformers_version"
   [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
   "$venv/bin/python" -m pip install -q -c "$constraints" "transformers==$transformers_version"
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+  "$venv/bin/python" -m pip install -q --no-deps -e .
   python="$venv/bin/python"
   export PATH="$PWD/$venv/bin:$PATH"
 fi
