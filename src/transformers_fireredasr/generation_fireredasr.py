@@ -35,6 +35,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
+from .hotwords import DEFAULT_HOTWORD_SCORE, HotwordLogitsProcessor, hotword_lists, token_tries
 from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
 from .transformers_compat import cache_kwarg
 
@@ -325,6 +326,33 @@ class FireRedAedGenerationMixin(GenerationMixin):
             return cache, None
         return cache, self.get_compiled_call(generation_config.compile_config)
 
+    def _hotword_processors(
+        self, hotwords, hotword_score, tokenizer, batch_size: int, num_beams: int, eos_token_id: int
+    ) -> list[HotwordLogitsProcessor]:
+        """The hotword biasing processor for `generate(hotwords=...)`, or nothing at all without hotwords."""
+        if not hotwords:
+            if hotword_score is not None:
+                raise ValueError("hotword_score was given without hotwords")
+            return []
+        lists = hotword_lists(hotwords, batch_size, DEFAULT_HOTWORD_SCORE if hotword_score is None else hotword_score)
+        tries = token_tries(lists, tokenizer if tokenizer is not None else self._own_tokenizer())
+        # One hypothesis per utterance (greedy, sampling) has no rival for a take-back to lose against.
+        return [HotwordLogitsProcessor(tries, [eos_token_id], take_back=num_beams > 1)]
+
+    def _own_tokenizer(self):
+        """The tokenizer saved with the model (loaded once), to tokenize hotwords when no `tokenizer=` is given."""
+        if getattr(self, "_fireredasr_tokenizer", None) is None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._fireredasr_tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+            except Exception as error:
+                raise ValueError(
+                    "hotwords are tokenized with the model's tokenizer, and none could be loaded from "
+                    f"{self.name_or_path!r} ({error}): pass tokenizer=processor.tokenizer"
+                ) from error
+        return self._fireredasr_tokenizer
+
     def _ctc_outputs(self, options: dict, encoder_outputs, frame_mask: torch.Tensor) -> dict:
         """`ctc_log_probs` and `encoder_attention_mask` for `output_ctc_log_probs=True` (else nothing)."""
         if not options["output_ctc_log_probs"]:
@@ -344,6 +372,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
         Accepts every `generate()` argument. See the module docstring for the FireRedASR-specific keys
         (`original_beam_search`, `softmax_smoothing`, `eos_penalty`, `gnmt_length_penalty`).
 
+        `hotwords=["佟健", ("Kubernetes", 3.0), ...]` (or one such list per utterance) biases every decoding mode
+        towards those phrases by `hotword_score` (default 2.0) per matched token (see `hotwords.py`); phrases are
+        tokenized with `tokenizer=` (default: the tokenizer saved with the model).
         """
         generation_config = copy.deepcopy(
             generation_config if generation_config is not None else self.generation_config
@@ -354,6 +385,8 @@ class FireRedAedGenerationMixin(GenerationMixin):
         }
         _validate_decoding_options(options)
         user_max_length = kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None
+        hotwords, hotword_score = kwargs.pop("hotwords", None), kwargs.pop("hotword_score", None)
+        tokenizer = kwargs.pop("tokenizer", None)  # also transformers' own argument (stop_strings): passed back
         model_kwargs = generation_config.update(**kwargs)
 
         encoder_outputs = model_kwargs.pop("encoder_outputs", None)
@@ -384,6 +417,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
         num_return_sequences = generation_config.num_return_sequences or 1
         if num_return_sequences > num_beams:
             raise ValueError(f"num_return_sequences ({num_return_sequences}) must be <= num_beams ({num_beams})")
+        biasing = self._hotword_processors(hotwords, hotword_score, tokenizer, len(limits), num_beams, eos_token_id)
 
         if options["original_beam_search"] and not generation_config.do_sample:
             refuse_unused_kwargs(model_kwargs)
@@ -416,7 +450,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 step_forward=step_forward,
                 # Uncompiled steps sync anyway (transformers' mask creation looks at the masks on the host).
                 check_every=1 if step_forward is None or self.device.type == "cpu" else _CHECK_EVERY_ON_ACCELERATORS,
-                logits_processor=LogitsProcessorList(logits_processor or []),
+                logits_processor=LogitsProcessorList([*(logits_processor or []), *biasing]),
                 return_token_scores=return_dict,
             )
             if return_dict:
@@ -442,6 +476,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
             processors.append(
                 SmoothedLogSoftmaxProcessor(options["softmax_smoothing"], eos_token_id, options["eos_penalty"])
             )
+        processors.extend(biasing)  # after the smoothing and the eos penalty, as in the original beam search
+        if tokenizer is not None:
+            model_kwargs["tokenizer"] = tokenizer
         generation_config.max_new_tokens = int(limits.max())
         # transformers' search expands every tensor of the encoder output per beam, the frame mask included.
         encoder_outputs = FireRedConformerEncoderOutput(

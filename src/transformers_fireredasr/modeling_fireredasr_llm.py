@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     GenerationMixin,
     LogitsProcessorList,
     PreTrainedModel,
@@ -20,6 +21,7 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_fireredasr import FireRedLlmConfig
+from .hotwords import DEFAULT_HOTWORD_SCORE, SurfaceHotwordLogitsProcessor, character_tries, hotword_lists
 from .modeling_conformer import FireRedConformerEncoder, check_input_features, init_relative_position_biases
 from .processing_fireredasr import left_pad
 from .transformers_compat import CACHE_NAME, accepts_legacy_cache_name, cache_kwarg
@@ -195,6 +197,29 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             **kwargs,
         )
 
+    def _hotword_processors(self, hotwords, hotword_score, tokenizer, batch_size: int, generation_config) -> list:
+        """The hotword biasing of `generate(hotwords=...)`, matched on the decoded text (Qwen's BPE merges Hanzi
+        differently by context, so a phrase has no one tokenization); nothing at all without hotwords."""
+        if not hotwords:
+            if hotword_score is not None:
+                raise ValueError("hotword_score was given without hotwords")
+            return []
+        if tokenizer is None:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+            except Exception as error:
+                raise ValueError(
+                    f"hotwords are matched on decoded text, and no tokenizer could be loaded from {self.name_or_path!r}"
+                    f" ({error}): pass tokenizer=processor.tokenizer"
+                ) from error
+        score = DEFAULT_HOTWORD_SCORE if hotword_score is None else hotword_score
+        eos = generation_config.eos_token_id
+        end_ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
+        tries = character_tries(hotword_lists(hotwords, batch_size, score))
+        return [
+            SurfaceHotwordLogitsProcessor(tries, tokenizer, end_ids, take_back=(generation_config.num_beams or 1) > 1)
+        ]
+
     @torch.no_grad()
     def generate(
         self,
@@ -229,6 +254,8 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         generation_config = copy.deepcopy(
             generation_config if generation_config is not None else self.generation_config
         )
+        hotwords, hotword_score = kwargs.pop("hotwords", None), kwargs.pop("hotword_score", None)
+        tokenizer = kwargs.pop("tokenizer", None)  # also transformers' own argument (stop_strings): passed back
         model_kwargs = generation_config.update(**kwargs)
         limits = lengths.clamp(min=1)
         if generation_config.max_new_tokens is not None:
@@ -242,6 +269,9 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             # from the same utterance alone; penalise exactly the generated tokens, as the original does.
             processors.append(RepetitionPenaltyLogitsProcessor(generation_config.repetition_penalty))
             generation_config.repetition_penalty = 1.0
+        processors.extend(self._hotword_processors(hotwords, hotword_score, tokenizer, len(limits), generation_config))
+        if tokenizer is not None:
+            model_kwargs["tokenizer"] = tokenizer
         criteria = StoppingCriteriaList(stopping_criteria or [])
         criteria.append(PerUtteranceMaxNewTokens(limits, prompt_length=0))  # inputs_embeds only: no prompt ids
 

@@ -117,6 +117,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps: bool | str | None = None,
         segmentation: str | None = None,
         merge_segments_s: float | None = None,
+        hotwords=None,
+        hotword_score: float | None = None,
         **kwargs,
     ):
         if stride_length_s is not None:
@@ -141,6 +143,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             preprocess_params["return_timestamps"] = mode == "segment"
             postprocess_params["return_timestamps"] = mode
             forward_params["timestamp_mode"] = mode
+        if hotwords is not None:  # the same as generate_kwargs={"hotwords": ...}: for every segment of the call
+            forward_params["hotwords"] = hotwords
+        if hotword_score is not None:
+            forward_params["hotword_score"] = hotword_score
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(
@@ -206,6 +212,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 generate_kwargs.setdefault("return_dict_in_generate", True)
                 if word_times:
                     generate_kwargs["output_ctc_log_probs"] = True
+            if generate_kwargs.get("hotwords"):  # phrases are tokenized like the transcripts
+                generate_kwargs.setdefault("tokenizer", self.tokenizer)
             main_input_name = getattr(self.model, "main_input_name", "input_features")
             generated = self.model.generate(
                 **{main_input_name: features[keep], "attention_mask": mask[keep]}, **generate_kwargs
