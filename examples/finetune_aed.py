@@ -83,6 +83,13 @@ class ModelArguments:
             "need) if it has none. With --ctc_targets characters the CTC loss then trains that head."
         },
     )
+    train_only_ctc_head: bool = field(
+        default=False,
+        metadata={
+            "help": "Freeze everything but the model's CTC head: it learns to align on the trained encoder while the "
+            "transcripts stay exactly those of the model fine-tuned from (use with --add_ctc_head --ctc_weight 1)."
+        },
+    )
     ctc_head_lr_scale: float = field(
         default=1.0,
         metadata={
@@ -276,6 +283,11 @@ def main() -> None:
             model, processor = new_model_and_processor(
                 model_args, data[data_args.train_split], data_args, training_args.output_dir
             )
+    if model_args.train_only_ctc_head:
+        if model.ctc_head is None:
+            raise ValueError("--train_only_ctc_head needs a model with a CTC head (--add_ctc_head)")
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = name.startswith("ctc_head.")
     logger.info(
         "model: %.2fM parameters; training processes: %d", model.num_parameters() / 1e6, training_args.world_size
     )
