@@ -37,6 +37,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
+    parser.add_argument(
+        "--hotwords",
+        metavar="FILE",
+        help="bias decoding towards these phrases (names, terms): one a line, with an optional ':score' suffix",
+    )
+    parser.add_argument(
+        "--hotword-score",
+        type=float,
+        default=None,
+        help="bonus per matched token for phrases without their own score (default: 2.0)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument(
@@ -85,6 +96,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("max_cue_seconds", "cue_pause_seconds"):
         if not getattr(options, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if options.hotword_score is not None and options.hotwords is None:
+        parser.error("--hotword-score needs --hotwords FILE")
+    if options.hotwords is not None:
+        from .hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords_file
+
+        score = DEFAULT_HOTWORD_SCORE if options.hotword_score is None else options.hotword_score
+        try:
+            options.hotwords = [(h.phrase, h.score) for h in read_hotwords_file(options.hotwords, score)]
+        except (OSError, ValueError) as error:
+            parser.error(f"--hotwords: {error}")
     return options
 
 
@@ -165,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "automatic-speech-recognition", model=str(model), device=options.device, dtype=getattr(torch, options.dtype)
     )
     generate_kwargs = {} if options.num_beams is None else {"num_beams": options.num_beams}
+    if options.hotwords:
+        generate_kwargs["hotwords"] = options.hotwords
 
     call_kwargs = {"generate_kwargs": generate_kwargs}
     if options.output_format != "text":
