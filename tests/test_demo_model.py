@@ -133,5 +133,65 @@ def test_card_usage_block_runs():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     # The output the card shows in its comment is the output the model gives.
-    shown = re.search(r"# (\{'text': '[^']*'\})", code).group(1)
+    shown = re.search(r"# (\{'text': '[^']*', 'confidence': [0-9.]+\})", code).group(1)
     assert shown in result.stdout, result.stdout
+
+
+@pytest.fixture(scope="module")
+def silence_clips(tmp_path_factory):
+    """Issue #14's clips: held-out sentences after 0.4 s of digital silence, and cut in two by a 0.3 s pause (each
+    half spoken on its own, as a speaker pausing between two words)."""
+    skip_without_espeak()
+    from transformers_fireredasr.synthetic_corpus import Voice
+
+    folder = tmp_path_factory.mktemp("silence")
+    sentences = held_out_sentences()[:12]
+    voice = Voice(speed=170, pitch=50, variant="", noise_std=0.0)
+    leading, paused = [], []
+    for i, sentence in enumerate(sentences):
+        speech = synthesize(sentence, folder / f"whole_{i}.wav", voice)
+        leading.append(np.concatenate([np.zeros(int(0.4 * RATE), np.float32), speech]))
+        cut = len(sentence) // 2
+        first = synthesize(sentence[:cut], folder / f"a_{i}.wav", voice)
+        second = synthesize(sentence[cut:], folder / f"b_{i}.wav", voice)
+        paused.append((np.concatenate([first, np.zeros(int(0.3 * RATE), np.float32), second]), len(first) / RATE))
+    return sentences, leading, paused, folder
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #14, not done: the demo has not learned silence yet. Fine-tuning it on the corpus with silences and "
+    "pauses (examples/train_demo_silence_ctc.sh's first attempt, benchmarks/RESULTS.md) raised the held-out CER from "
+    "5.73% to 19.3% within the time box, so the shipped demo keeps stage 1's weights (plus its CTC head). Strict: "
+    "once a retrained demo passes, this marker must go.",
+)
+def test_leading_silence_and_pauses_are_transcribed(asr, silence_clips, capsys):
+    sentences, leading, paused, folder = silence_clips
+    texts = [r["text"] for r in asr(leading, batch_size=12)]
+    assert all(texts) and character_error_rate(texts, sentences) <= 0.15
+    texts = [r["text"] for r in asr([audio for audio, _ in paused], batch_size=12)]
+    assert all(len(text) >= len(sentence) - 2 for text, sentence in zip(texts, sentences, strict=True))
+    assert character_error_rate(texts, sentences) <= 0.15
+    # As a new user tries it: the command, without --model, on a recording that starts with 0.4 s of silence.
+    path = folder / "leading.wav"
+    write_wav(path, leading[0])
+    assert cli.main([str(path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed and character_error_rate([printed], [sentences[0]]) <= 0.3
+
+
+def test_bundled_demo_gives_word_timestamps(asr, fresh_speech):
+    """The demo's CTC head times every character of held-out speech, without changing the transcript."""
+    _, audio = fresh_speech
+    for clip in audio[:12]:
+        plain = asr(clip)
+        result = asr(clip, return_timestamps="word")
+        assert result["text"] == plain["text"] and result["confidence"] == plain["confidence"]
+        words = result["chunks"]
+        assert [w["text"] for w in words] == list(plain["text"])  # one word per Hanzi
+        times = [w["timestamp"] for w in words]
+        assert all(0.0 <= a < b <= len(clip) / RATE for a, b in times)
+        assert all(times[i][1] <= times[i + 1][0] for i in range(len(times) - 1))
+        assert all(0.0 < w["confidence"] <= 1.0 for w in words)
+        # The words cover the speech: the first starts in its first half second, the last ends near its end.
+        assert times[0][0] < 0.5 and times[-1][1] > len(clip) / RATE - 0.6
