@@ -190,7 +190,7 @@ def test_bundled_demo_gives_word_timestamps(asr, fresh_speech):
         words = result["chunks"]
         assert [w["text"] for w in words] == list(plain["text"])  # one word per Hanzi
         times = [w["timestamp"] for w in words]
-        assert all(0.0 <= a < b <= len(clip) / RATE for a, b in times)
+        assert all(0.0 <= a < b <= len(clip) / RATE + 0.0005 for a, b in times)  # times are rounded to the ms
         assert all(times[i][1] <= times[i + 1][0] for i in range(len(times) - 1))
         assert all(0.0 < w["confidence"] <= 1.0 for w in words)
         # The words cover the speech: the first starts in its first half second, the last ends near its end.

@@ -106,3 +106,23 @@ def test_joint_ctc_training_adds_the_ctc_loss_and_still_evaluates(tiny_corpus, t
     assert train_loss(joint) != pytest.approx(train_loss(plain), rel=1e-3)
     metrics = json.loads((joint / "all_results.json").read_text())
     assert metrics["eval_samples"] == 4 and metrics["eval_cer"] >= 0.0
+
+
+@requires_espeak
+def test_a_ctc_head_added_and_trained_alone(tiny_corpus, tmp_path):
+    """`--add_ctc_head --train_only_ctc_head` (how the demo got its head, issue #14): the head is saved with the model,
+    every other tensor stays exactly as it was, and the generation config gets no stray keys."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--data_dir", str(tiny_corpus), "--max_steps", "2", "--save_steps", "100", *TINY]
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(first), *common])
+    head = ["--add_ctc_head", "--train_only_ctc_head", "--ctc_weight", "1.0", "--learning_rate", "3e-3"]
+    run(
+        [sys.executable, str(EXAMPLE), "--output_dir", str(second), "--model_name_or_path", str(first), *common, *head]
+    )
+    from safetensors.torch import load_file
+
+    before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert set(after) - set(before) == {"ctc_head.weight", "ctc_head.bias"}
+    assert all((before[key] == after[key]).all() for key in before)
+    assert json.loads((second / "config.json").read_text())["ctc_head"] is True
+    assert "ctc_head" not in json.loads((second / "generation_config.json").read_text())
