@@ -50,9 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--audio", type=Path, default=None, help="read the workload's audio from this .npz (or write it)"
     )
     parser.add_argument("--prepare", action="store_true", help="only synthesize the workload into --audio")
+    parser.add_argument("--long-list", type=int, default=10_000, help="also time one list of this many phrases")
     options = parser.parse_args(argv)
     if options.tiny:
-        options.phrases, options.plain, options.distractors, options.repeats = 8, 4, [0, 10], 1
+        options.phrases, options.plain, options.distractors, options.repeats, options.long_list = 8, 4, [0, 10], 1, 0
     return options
 
 
@@ -226,11 +227,31 @@ def main(argv=None) -> int:
     one_setting("no hotwords", None)
     for n in options.distractors:
         one_setting(f"phrase + {n} distractors", n)
+    if options.long_list:
+        results["long list"] = long_list_cost(decode, a_audio, a_phrases, characters, options, rng)
+        print(json.dumps(results["long list"]), flush=True)
 
     print_table(results)
     if options.json:
         options.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     return 0
+
+
+def long_list_cost(decode, a_audio, a_phrases, characters, options, rng) -> dict:
+    """What one list of `--long-list` phrases (the (A) phrases and random ones) costs: building its trie, and decoding
+    (A) with it, against decoding (A) without."""
+    from transformers_fireredasr.hotwords import _token_trie, parse_hotwords
+
+    extra = rare_phrases(characters, options.long_list - len(a_phrases), rng, "".join(a_phrases))
+    listing = parse_hotwords(a_phrases + extra, options.score)
+    start = time.perf_counter()
+    _token_trie(decode.processor.tokenizer, tuple(listing))  # cached: the decode below reuses it
+    build = time.perf_counter() - start
+    plain = statistics.median(decode(a_audio)[1] for _ in range(options.repeats))
+    biased = statistics.median(
+        decode(a_audio, [h.phrase for h in listing], options.score)[1] for _ in range(options.repeats)
+    )
+    return {"phrases": len(listing), "trie build s": build, "decode A s": biased, "plain decode A s": plain}
 
 
 def print_table(results: dict) -> None:
@@ -242,6 +263,10 @@ def print_table(results: dict) -> None:
     for row in results["settings"]:
         cells = [row[c] if isinstance(row[c], str) else ("-" if row[c] is None else f"{row[c]:.3f}") for c in columns]
         print("| " + " | ".join(cells) + " |")
+    if "long list" in results:
+        cost = results["long list"]
+        print(f"\none list of {cost['phrases']} phrases: trie built in {cost['trie build s']:.2f} s; (A) decoded in "
+              f"{cost['decode A s']:.2f} s with it, {cost['plain decode A s']:.2f} s without")  # fmt: skip
 
 
 if __name__ == "__main__":

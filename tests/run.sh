@@ -61,4 +61,5 @@ if [ -n "$transformers_version" ]; then
   export PATH="$PWD/$venv/bin:$PATH"
 fi
 "$python" -c 'import transformers, torch; print(f"transformers {transformers.__version__}, torch {torch.__version__}")'
-exec "$python" -m pytest -q tests "${pytest_args[@]}"
+# No paths given: pytest runs testpaths (tests/, pyproject.toml).
+exec "$python" -m pytest -q "${pytest_args[@]}"
