@@ -85,10 +85,10 @@ def pick_device(device: str) -> torch.device:
 def sequence_confidences(output, model) -> list[float | None]:
     """Per returned sequence, the mean over its output tokens of exp(the chosen token's step score), or None.
 
-    The step scores come from `generate(..., return_dict_in_generate=True, output_scores=True)` in transformers'
-    greedy and sampling modes (normalized, so a sampled token's score is its probability at that step). FireRedASR's
-    own beam search (the default) reports only final sequence scores, so it gets None; a `confidence` the model
-    returns itself is used as it is.
+    A `confidence` the model's `generate` returns itself (FireRedASR's own beam search does) is used as it is.
+    Otherwise the step scores come from `generate(..., return_dict_in_generate=True, output_scores=True)` in
+    transformers' greedy and sampling modes (normalized, so a sampled token's score is its probability at that step);
+    a decoding that reports neither gets None.
     """
     sequences = output.sequences
     given = getattr(output, "confidence", None)
