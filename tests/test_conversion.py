@@ -416,13 +416,22 @@ def test_args_that_are_not_a_namespace(copy_of_small, tmp_path):
 @pytest.mark.parametrize(
     "key",
     [
-        "ctc.ctc_lo.weight",
+        "ctc.ctc_extra.weight",
         "encoder.layer_stack.0.extra.weight",
     ],
 )
 def test_unexpected_state_dict_key(copy_of_small, tmp_path, key):
     rewrite_package(copy_of_small, lambda package: package["model_state_dict"].update({key: torch.zeros(2)}))
     with pytest.raises((KeyError, ValueError), match=re.escape(key)):
+        convert_into(copy_of_small, tmp_path)
+
+
+def test_a_ctc_head_of_the_wrong_shape(copy_of_small, tmp_path):
+    """`ctc.ctc_lo` marks a FireRedASR2 checkpoint; one that does not fit the args is refused like any tensor."""
+    rewrite_package(
+        copy_of_small, lambda package: package["model_state_dict"].update({"ctc.ctc_lo.weight": torch.zeros(2)})
+    )
+    with pytest.raises((RuntimeError, ValueError), match=r"ctc_head\.weight"):
         convert_into(copy_of_small, tmp_path)
 
 
