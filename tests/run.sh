@@ -55,7 +55,8 @@ if [ -n "$transformers_version" ]; then
   # A virtualenv on top of the packages above, with only transformers replaced (and the project's own scripts).
   venv=".venv-transformers-$transformers_version"
   [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
-  "$venv/bin/python" -m pip install -q -c "$constraints" "transformers==$transformers_version"
+  # The venv's own setuptools (seeded by ensurepip) predates the SPDX license field; tests build wheels with it.
+  "$venv/bin/python" -m pip install -q -c "$constraints" "transformers==$transformers_version" "setuptools>=77"
   "$venv/bin/python" -m pip install -q --no-deps -e .
   python="$venv/bin/python"
   export PATH="$PWD/$venv/bin:$PATH"
