@@ -200,7 +200,9 @@ def test_cli_merges_segments(converted_aed_dir, recording, tmp_path, capsys):
     common = [path, "--model", str(converted_aed_dir), "--no-progress"]
     assert cli.main([*common, "--output-format", "srt", "--output-dir", str(tmp_path / "plain")]) == 0
     merge = ["--merge-segments-seconds", str(MERGE_S)]
-    assert cli.main([*common, *merge, "--output-format", "srt", "--output-dir", str(tmp_path / "merged")]) == 0
+    # Cues as long as a merged piece, so that each piece is one cue (by default cues are cut at 7 s).
+    whole = ["--max-cue-seconds", str(MERGE_S)]
+    assert cli.main([*common, *merge, *whole, "--output-format", "srt", "--output-dir", str(tmp_path / "merged")]) == 0
     plain, merged = srt_cues(tmp_path / "plain" / "talk.srt"), srt_cues(tmp_path / "merged" / "talk.srt")
     assert 1 < len(merged) <= len(plain) // 2
 
