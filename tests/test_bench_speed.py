@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmark_scripts import benchmark_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
 TINY = ["--size", "tiny", "--batch", "2", "--beam", "3", "--seconds", "2", "--repeats", "1"]
@@ -15,12 +15,7 @@ TINY = ["--size", "tiny", "--batch", "2", "--beam", "3", "--seconds", "2", "--re
 @pytest.fixture(scope="module")
 def bench():
     pytest.importorskip("fireredasr.models.fireredasr_aed")
-    spec = importlib.util.spec_from_file_location("bench_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_speed"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_speed", None)
+    yield from benchmark_module("bench_speed")
 
 
 def table_rows(output: str, columns: list[str]) -> list[dict[str, str]]:

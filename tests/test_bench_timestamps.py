@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.audio import skip_without_espeak
+from tests.benchmark_scripts import benchmark_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_timestamps.py"
 
@@ -18,12 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_timestamps.
 @pytest.fixture(scope="module")
 def bench():
     skip_without_espeak()
-    spec = importlib.util.spec_from_file_location("bench_timestamps", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_timestamps"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_timestamps", None)
+    yield from benchmark_module("bench_timestamps")
 
 
 def test_recordings_have_the_boundaries_they_claim(bench, tmp_path):

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.audio import skip_without_espeak
+from tests.benchmark_scripts import benchmark_module
 from transformers_fireredasr.segmentation import vad_available
 
 pytest.importorskip("fastapi")
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.skipif(not vad_available(), reason="the server segments
 @pytest.fixture(scope="module")
 def bench():
     skip_without_espeak()
-    spec = importlib.util.spec_from_file_location("bench_serving", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_serving"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_serving", None)
+    yield from benchmark_module("bench_serving")
 
 
 @pytest.mark.parametrize(
