@@ -25,8 +25,8 @@ import math
 import numbers
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from transformers import LogitsProcessor
@@ -34,9 +34,12 @@ from transformers import LogitsProcessor
 DEFAULT_HOTWORD_SCORE = 2.0
 
 
-@dataclass(frozen=True)
-class Hotword:
-    """A phrase and its bonus per matched token (natural-log units, added to the step log-probs)."""
+class Hotword(NamedTuple):
+    """A phrase and its bonus per matched token (natural-log units, added to the step log-probs).
+
+    A named tuple rather than a dataclass: lists of thousands are hashed on every `generate` call (the trie cache),
+    and a tuple hashes in C.
+    """
 
     phrase: str
     score: float
@@ -49,15 +52,31 @@ def parse_hotwords(hotwords, default_score: float = DEFAULT_HOTWORD_SCORE) -> li
     """
     if isinstance(hotwords, (str, bytes)) or not isinstance(hotwords, Iterable):
         raise ValueError(f"hotwords must be a list of phrases or (phrase, score) pairs, got {hotwords!r}")
+    entries = tuple(hotwords)
+    try:
+        hash(entries)
+    except TypeError:  # an unhashable entry (a [phrase, score] list): parsed without the cache
+        return list(_parse(entries, default_score))
+    return list(_parse_cached(entries, default_score))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(entries: tuple, default_score: float) -> tuple[Hotword, ...]:
+    """`_parse`, remembered: every segment of a recording, and every batch of a run, passes the same list again,
+    and parsing 1,000 phrases costs more than a decoding step of a small model."""
+    return _parse(entries, default_score)
+
+
+def _parse(entries: tuple, default_score: float) -> tuple[Hotword, ...]:
     parsed: dict[str, float] = {}
-    for entry in hotwords:
+    for entry in entries:
         phrase, score = (entry, default_score) if isinstance(entry, str) else _pair(entry)
         if not isinstance(phrase, str) or not phrase.strip():
             raise ValueError(f"a hotword must be a non-empty string, got {phrase!r}")
         if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score) or score <= 0:
             raise ValueError(f"the score of hotword {phrase!r} must be a positive number, got {score!r}")
         parsed[phrase.strip()] = max(float(score), parsed.get(phrase.strip(), 0.0))
-    return [Hotword(phrase, score) for phrase, score in parsed.items()]
+    return tuple(Hotword(phrase, score) for phrase, score in parsed.items())
 
 
 def _pair(entry) -> tuple:
@@ -70,8 +89,16 @@ def _pair(entry) -> tuple:
 
 def read_hotwords_file(path: str | Path, default_score: float = DEFAULT_HOTWORD_SCORE) -> list[Hotword]:
     """One phrase a line, with an optional `:score` suffix (`佟健:3.5`); blank lines are skipped."""
+    return parse_hotword_lines(Path(path).read_text(encoding="utf-8").splitlines(), str(path), default_score)
+
+
+def parse_hotword_lines(
+    lines: Iterable[str], source: str, default_score: float = DEFAULT_HOTWORD_SCORE
+) -> list[Hotword]:
+    """The hotword-file format (one phrase a line, optional `:score`, blank lines skipped) from any lines: a file's,
+    or a server form's; errors name `source` and the line."""
     entries = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
             continue
@@ -81,10 +108,10 @@ def read_hotwords_file(path: str | Path, default_score: float = DEFAULT_HOTWORD_
             try:
                 phrase, score = head.strip(), float(tail)
             except ValueError:
-                raise ValueError(f"{path}:{number}: the score after ':' must be a number, got {tail!r}") from None
+                raise ValueError(f"{source}:{number}: the score after ':' must be a number, got {tail!r}") from None
         entries.append((phrase, score))
     if not entries:
-        raise ValueError(f"{path}: no hotwords in the file")
+        raise ValueError(f"{source}: no hotwords (every line is blank)")
     return parse_hotwords(entries, default_score)
 
 
@@ -379,6 +406,7 @@ __all__ = [
     "SurfaceHotwordLogitsProcessor",
     "character_tries",
     "hotword_lists",
+    "parse_hotword_lines",
     "parse_hotwords",
     "read_hotwords_file",
     "token_tries",
