@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio import write_wav
+from tests.audio import read_wav, write_wav
 from tests.serving_helpers import RATE, make_clips, parse_srt, parse_vtt
 from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.segmentation import vad_available
@@ -87,7 +87,52 @@ def test_verbose_json_segments_are_the_pipelines_and_ordered(client, clips, expe
         assert 0 <= segment.start < segment.end <= verbose.duration
         assert abs(segment.start - placed_start) <= 0.5 and abs(segment.end - placed_end) <= 0.5
         assert segment.tokens and segment.seek == round(segment.start * 100)
-    assert verbose.words is None  # no word timings until the model has them
+    assert verbose.words is None  # words only when asked for
+
+
+def test_word_timestamps_are_the_pipelines_and_keep_the_pauses(client, clips, asr):
+    verbose = transcribe(
+        client, clips.long_path, response_format="verbose_json", timestamp_granularities=["word", "segment"]
+    )
+    words, segments = verbose.words, verbose.segments
+    assert len(segments) == 4 and words
+    assert "".join(word.word for word in words) == verbose.text.replace(" ", "")
+    # Each segment's words are what the pipeline gives for that segment's audio alone, shifted to its start.
+    audio, rate = read_wav(clips.long_path), RATE
+    for segment in segments:
+        inside = [word for word in words if segment.start <= word.start and word.end <= segment.end]
+        piece = audio[round(segment.start * rate) : round(segment.end * rate)]
+        expected = asr({"raw": piece, "sampling_rate": rate}, return_timestamps="word")["chunks"]
+        assert [word.word for word in inside] == [chunk["text"] for chunk in expected]
+        for word, chunk in zip(inside, expected, strict=True):
+            assert word.start == pytest.approx(segment.start + chunk["timestamp"][0], abs=0.045)
+            assert word.end == pytest.approx(segment.start + chunk["timestamp"][1], abs=0.045)
+            assert word.model_extra["confidence"] == pytest.approx(chunk["confidence"], abs=0.02)
+    assert sum(len([w for w in words if s.start <= w.start and w.end <= s.end]) for s in segments) == len(words)
+    for word, following in zip(words, words[1:], strict=False):
+        assert word.start <= word.end <= following.start
+    # The 1-1.6 s pauses between the sentences stay gaps between their last and first words.
+    for before, after in zip(segments, segments[1:], strict=False):
+        last = max(w.end for w in words if w.start < after.start)
+        first = min(w.start for w in words if w.start >= after.start)
+        assert first - last >= 0.8, (before.text, after.text, last, first)
+
+
+def test_hotwords_fix_a_listed_phrase(client, asr):
+    """The demo says 时人目飞快网产 for this clip of 时人目飞快望产; told 快望产 it gets it right, as the pipeline does."""
+    clip = Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav"
+    plain = transcribe(client, clip).text
+    assert plain == asr(str(clip), return_timestamps=True)["text"] and "快网产" in plain
+    told = transcribe(client, clip, extra_body={"hotwords": ["快望产"]}).text
+    assert told == asr(str(clip), return_timestamps=True, hotwords=["快望产"])["text"] and "快望产" in told
+    # A field with several lines, a phrase with its own score, and repeated fields all parse the same way.
+    response = httpx.post(
+        f"{client.base_url}audio/transcriptions",
+        data={"model": MODEL, "hotwords": ["天下\n快望产:2.5", "京海"]},
+        files={"file": clip.read_bytes()},
+        timeout=60,
+    )
+    assert response.status_code == 200 and response.json()["text"] == told
 
 
 def test_srt_and_vtt_parse_and_match_the_segments(client, clips, expected_long):
@@ -130,6 +175,7 @@ def test_models_and_health(client, server):
         client.models.retrieve("whisper-1")
     health = server.health()
     assert health["status"] == "ok" and health["model"] == MODEL and health["model_type"] == "fireredasr_aed"
+    assert health["word_timestamps"] is True  # the demo has a CTC head
 
 
 def test_32_concurrent_requests_equal_32_sequential(client, server, clips):
@@ -189,14 +235,18 @@ def test_bad_audio_fails_alone(client, server, clips, tmp_path):
 @pytest.mark.parametrize(
     ("fields", "param", "message"),
     [
-        ({"hotwords": "北京"}, "hotwords", "not supported"),
+        ({"keywords": "北京"}, "keywords", "pass the phrases as `hotwords`"),
+        ({"hotwords": "北京:high"}, "hotwords", "hotwords:1: the score after ':' must be a number"),
+        ({"hotwords": "Ωμέγα"}, "hotwords", "cannot be written with the model's vocabulary"),
+        ({"hotword_score": "3"}, "hotword_score", "hotword_score was given without hotwords"),
+        ({"hotwords": "北京", "hotword_score": "-1"}, "hotword_score", "greater than 0"),
         ({"respons_format": "srt"}, "respons_format", "unknown field (accepted: file, model, response_format"),
         ({"prompt": "hello"}, "prompt", "no text prompt"),
         ({"response_format": "xml"}, "response_format", "'json', 'text', 'srt', 'vtt' or 'verbose_json'"),
         ({"language": "fr"}, "language", "'fr' is not supported"),
         ({"temperature": "1.5"}, "temperature", "less than or equal to 1"),
         ({"stream": "maybe"}, "stream", "boolean"),
-        ({"response_format": "verbose_json", "timestamp_granularities[]": "word"}, "timestamp_granularities[]", "word timestamps are not available yet"),
+        ({"response_format": "verbose_json", "timestamp_granularities[]": "word", "temperature": "0.5"}, "timestamp_granularities[]", "word timestamps need temperature 0"),
         ({"timestamp_granularities[]": "segment"}, "timestamp_granularities[]", "needs response_format=verbose_json"),
         ({"timestamp_granularities[]": "char"}, "timestamp_granularities[]", "'segment' or 'word'"),
         ({"stream": "true", "response_format": "srt"}, "stream", "cannot be streamed"),

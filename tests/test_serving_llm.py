@@ -42,3 +42,13 @@ def test_an_llm_model_is_served_like_the_pipeline(converted_llm_dir, speech):
         assert "".join(event.delta for event in events[:-1]) == expected[0]
         verbose = transcribe(clips[1], response_format="verbose_json")
         assert verbose.text == expected[1] and verbose.segments and verbose.segments[0].start >= 0
+        # No CTC head, so no word timings: a 400 naming the field, and /health says so for the page.
+        assert server.health()["word_timestamps"] is False
+        with pytest.raises(openai.BadRequestError) as refused:
+            transcribe(clips[1], response_format="verbose_json", timestamp_granularities=["word"])
+        assert refused.value.body["param"] == "timestamp_granularities[]"
+        assert "has none" in refused.value.body["message"]
+        # Hotwords are matched on the decoded text, as the pipeline matches them (mechanism: a random Qwen2).
+        phrase = expected[2][:2]
+        hinted = asr(str(clips[2]), return_timestamps=True, hotwords=[phrase])["text"].strip()
+        assert transcribe(clips[2], extra_body={"hotwords": [phrase]}).text == hinted

@@ -19,6 +19,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HELD_OUT = Path(__file__).resolve().parents[1] / "examples" / "audio" / "held_out_1.wav"
 ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "serving_page.png"
 KEY = "page-key"
 pytestmark = [
@@ -34,7 +35,10 @@ def test_upload_and_transcribe_in_the_browser(tmp_path):
         client = openai.OpenAI(base_url=server.base_url, api_key=KEY, max_retries=0, timeout=120)
         with open(clips.long_path, "rb") as file:
             expected = client.audio.transcriptions.create(
-                file=file, model="fireredasr-demo", response_format="verbose_json"
+                file=file,
+                model="fireredasr-demo",
+                response_format="verbose_json",
+                timestamp_granularities=["segment", "word"],
             )
         assert len(expected.segments) == 4
         with playwright.sync_playwright() as driver:
@@ -59,6 +63,9 @@ def test_upload_and_transcribe_in_the_browser(tmp_path):
                 ]
                 lefts = [blocks.nth(i).bounding_box()["x"] for i in range(4)]
                 assert lefts == sorted(lefts) and len(set(lefts)) == 4  # placed along the timeline in order
+                words = page.locator("#word-track .block")  # the demo times words: the page asks for them
+                assert expected.words and words.count() == len(expected.words)
+                assert [words.nth(i).inner_text() for i in range(words.count())] == [w.word for w in expected.words]
                 assert page.inner_text("#duration") == f"{expected.duration:.2f} s"
                 assert "real time" in page.inner_text("#elapsed")
                 confidences = [segment.model_extra["confidence"] for segment in expected.segments]
@@ -72,7 +79,7 @@ def test_upload_and_transcribe_in_the_browser(tmp_path):
     print(f"screenshot: {ARTIFACT}")
 
 
-def test_the_page_shows_an_error_for_bad_audio(tmp_path):
+def test_the_page_shows_an_error_for_bad_audio_and_takes_hotwords(tmp_path):
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not audio")
     with ServerProcess() as server, playwright.sync_playwright() as driver:
@@ -86,5 +93,11 @@ def test_the_page_shows_an_error_for_bad_audio(tmp_path):
             page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
             message = page.inner_text("#status")
             assert message.startswith("error 400:") and "notes.wav" in message and "not readable as audio" in message
+            # The hotwords box: the demo hears 快网产 in this clip unless it is told 快望产.
+            page.set_input_files("#file", str(HELD_OUT))
+            page.fill("#hotwords", "快望产")
+            page.click("#transcribe")
+            page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
+            assert "快望产" in page.inner_text("#transcript")
         finally:
             browser.close()

@@ -30,9 +30,9 @@ import torch
 from transformers import AutomaticSpeechRecognitionPipeline
 from transformers.utils import logging
 
-from .alignment import TimingRule, align_or_spread, group_tokens, word_chunks
 from .audio_io import load_waveform
 from .segmentation import is_silent, segment_audio
+from .word_timing import align_shown_tokens, can_time_words, shown_positions, timed_words
 
 logger = logging.get_logger(__name__)
 
@@ -55,9 +55,15 @@ def timestamp_mode(return_timestamps) -> str | None:
     return TIMESTAMP_MODES[return_timestamps]
 
 
+def decode_transcript(tokenizer, config, ids) -> str:
+    """A segment's text from its generated ids, as the original prints it (FireRedASR2-LLM in lowercase)."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return text.lower() if getattr(config, "lowercase_output", False) else text
+
+
 def check_word_timestamps(model, mode: str) -> None:
     """Raises ValueError unless `model` can time words: an AED with a CTC head."""
-    if getattr(model, "ctc_head", None) is None:
+    if not can_time_words(model):
         raise ValueError(
             f"return_timestamps={mode!r} times tokens by CTC forced alignment, and this model has no CTC head "
             f"({type(model).__name__}; FireRedASR2-AED and the bundled demo have one): use return_timestamps=True "
@@ -258,7 +264,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             positions = shown[row]
             count = int(frame_mask[out_row].sum())
             ids = [int(tokens[row, 1 + p]) for p in positions]
-            spans, aligned[row] = align_or_spread(log_probs[out_row, :count], ids, self.model.config.blank_token_id)
+            spans, aligned[row] = align_shown_tokens(log_probs[out_row], count, ids, self.model.config.blank_token_id)
             for position, span in zip(positions, spans, strict=True):
                 frames[row, position] = torch.tensor(span)
             num_frames[row] = count
@@ -266,13 +272,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def _shown_token_positions(self, tokens: torch.Tensor) -> list[list[int]]:
         """Per row, the positions in `tokens[:, 1:]` of the tokens a transcript shows (no special tokens)."""
-        hidden = self.tokenizer.convert_tokens_to_ids(list(getattr(self.tokenizer, "hidden_tokens", [])))
-        special = set(self.tokenizer.all_special_ids) | set(hidden)
-        return [[p for p, token in enumerate(row[1:]) if token not in special] for row in tokens.tolist()]
-
-    def _timing_rule(self) -> TimingRule:
-        config = self.model.config
-        return TimingRule(getattr(config, "ctc_onset_offset_s", 0.0), getattr(config, "ctc_end_padding_s", 0.0))
+        return [shown_positions(self.tokenizer, row[1:]) for row in tokens.tolist()]
 
     def _word_chunks(self, output, mode: str, start: float, end: float) -> list[dict]:
         """The timed words (or tokens) of one segment, in seconds from the start of the audio."""
@@ -280,12 +280,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         positions = self._shown_token_positions(tokens.view(1, -1))[0]
         frames = output["token_frames"].reshape(-1, 2)
         spans = [tuple(frames[p].tolist()) for p in positions]
-        times = [(start + a, start + b) for a, b in self._timing_rule().times(spans, end - start)]
         probabilities = output["token_probabilities"].reshape(-1)[positions].tolist()
-        strings = self.tokenizer.convert_ids_to_tokens(tokens[1:][positions].tolist())
-        groups = group_tokens(strings, mode)
-        texts = [self.tokenizer.convert_tokens_to_string([strings[i] for i in group]) for group in groups]
-        return word_chunks(groups, texts, times, probabilities)
+        shown = tokens[1:][positions].tolist()
+        return timed_words(self.tokenizer, self.model.config, shown, spans, probabilities, mode, start, end)
 
     def postprocess(self, model_outputs, return_timestamps: str | bool | None = None, **kwargs):
         mode = timestamp_mode(return_timestamps)
@@ -293,9 +290,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         for output in model_outputs:
             if bool(output["skip"].reshape(-1)[0]):
                 continue
-            text = self.tokenizer.decode(output["tokens"].reshape(-1).tolist(), skip_special_tokens=True)
-            if getattr(self.model.config, "lowercase_output", False):  # FireRedASR2-LLM prints English in lowercase
-                text = text.lower()
+            text = decode_transcript(self.tokenizer, self.model.config, output["tokens"].reshape(-1).tolist())
             start, end = float(output["segment_start"].reshape(-1)[0]), float(output["segment_end"].reshape(-1)[0])
             index = int(output["segment_index"].reshape(-1)[0])
             segments.append((index, start, end, text))
@@ -334,6 +329,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 __all__ = [
     "FireRedAsrPipeline",
     "check_word_timestamps",
+    "decode_transcript",
     "is_fireredasr_model",
     "join_segment_texts",
     "timestamp_mode",

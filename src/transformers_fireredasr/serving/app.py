@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ..formats import to_srt, to_text, to_vtt
+from ..hotwords import DEFAULT_HOTWORD_SCORE, parse_hotword_lines
 from .admission import AdmissionGate, QueueFull, Ticket
 from .batcher import BatcherStopped, DynamicBatcher
 from .openai_schema import (
@@ -38,6 +39,7 @@ from .openai_schema import (
     TranscriptionForm,
     TranscriptionSegment,
     TranscriptionVerbose,
+    TranscriptionWord,
     error_body,
     validation_message,
 )
@@ -74,14 +76,6 @@ def _check_options(form: TranscriptionForm, settings: ServerSettings) -> None:
             "model",
             "model_not_found",
         )
-    if "word" in form.timestamp_granularities:
-        raise ServingError(
-            400,
-            "word timestamps are not available yet: this model gives segment timestamps; "
-            "use timestamp_granularities[]=segment",
-            "invalid_request_error",
-            "timestamp_granularities[]",
-        )
     if form.timestamp_granularities and form.response_format != "verbose_json":
         raise ServingError(
             400,
@@ -97,6 +91,28 @@ def _check_options(form: TranscriptionForm, settings: ServerSettings) -> None:
             "invalid_request_error",
             "stream",
         )
+
+
+def _decode_options(form: TranscriptionForm, transcriber: Transcriber) -> DecodeOptions:
+    """The request's decoding options, checked against the model (a 400 naming the field otherwise)."""
+    hotwords: tuple = ()
+    if form.hotword_score is not None and not form.hotwords:
+        raise ServingError(400, "hotword_score was given without hotwords", "invalid_request_error", "hotword_score")
+    if form.hotwords:
+        lines = [line for value in form.hotwords for line in value.splitlines()]
+        score = DEFAULT_HOTWORD_SCORE if form.hotword_score is None else form.hotword_score
+        try:
+            hotwords = tuple(parse_hotword_lines(lines, "hotwords", score))
+            transcriber.check_hotwords(hotwords)
+        except ValueError as error:
+            raise ServingError(400, str(error), "invalid_request_error", "hotwords") from None
+    options = DecodeOptions(form.temperature, hotwords, "word" in form.timestamp_granularities)
+    if options.word_timestamps:
+        try:
+            transcriber.check_word_timestamps(options)
+        except ValueError as error:
+            raise ServingError(400, str(error), "invalid_request_error", "timestamp_granularities[]") from None
+    return options
 
 
 def _chunks(prepared: PreparedAudio, results: list[SegmentResult]) -> list[dict]:
@@ -131,11 +147,21 @@ def _verbose(form: TranscriptionForm, prepared: PreparedAudio, results: list[Seg
                 confidence=None if result.confidence is None else round(result.confidence, 4),
             )
         )
+    words = None
+    if "word" in form.timestamp_granularities:
+        words = [
+            TranscriptionWord(
+                word=w["text"], start=w["timestamp"][0], end=w["timestamp"][1], confidence=w["confidence"]
+            )
+            for result in results
+            for w in result.words or []
+        ]
     return TranscriptionVerbose(
         language=LANGUAGES[form.language or "zh"],
         duration=prepared.duration,
         text=join_texts(results),
         segments=segments,
+        words=words,
     )
 
 
@@ -224,6 +250,7 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
             "status": "ok" if batcher.alive else "unavailable",
             "model": settings.served_model_name,
             "model_type": transcriber.model_type,
+            "word_timestamps": transcriber.times_words,
             "admitted_requests": gate.admitted,
             "queued_segments": batcher.pending,
             "batches": batcher.stats.batches,
@@ -285,6 +312,7 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_api_key)])
     async def transcriptions(form: Annotated[TranscriptionForm, Form()]) -> Response:
         _check_options(form, settings)
+        options = _decode_options(form, transcriber)
         try:
             ticket = gate.enter()
         except QueueFull as error:
@@ -300,7 +328,6 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
                 raise ServingError(413, str(error), "invalid_request_error", "file", "audio_too_long") from None
             except ValueError as error:
                 raise ServingError(400, str(error), "invalid_request_error", "file", "invalid_audio") from None
-            options = DecodeOptions(temperature=form.temperature)
             try:
                 futures = [batcher.submit(segment, options) for segment in prepared.segments]
             except BatcherStopped as error:

@@ -3,7 +3,11 @@
 The form is a pydantic model that forbids unknown fields: a typo (`respons_format`) or a field this server does not
 support is a 400 naming it, never silently ignored. Responses follow OpenAI's: json `{"text"}`, verbose_json with
 `duration`, `language` and `segments` (each with its start and end; `confidence` is this server's addition, present
-when the decoding reports it), `words` only once the model has word timings.
+when the decoding reports it), and `words` with `timestamp_granularities[]=word` (each with its `confidence`).
+
+`hotwords` (with `hotword_score`) is this server's addition, the phrases to bias decoding towards: repeated fields
+(`hotwords[]`, as the openai client sends `extra_body={"hotwords": [...]}`, or `hotwords`), each a phrase or
+several lines of them, each line `phrase` or `phrase:score` as in `fireredasr-transcribe --hotwords FILE`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 LANGUAGES = {"zh": "chinese", "en": "english"}
@@ -19,8 +23,7 @@ LANGUAGES = {"zh": "chinese", "en": "english"}
 # OpenAI fields this server knows but does not support, with the reason given in the 400.
 UNSUPPORTED_FIELDS = {
     "prompt": "FireRedASR models take no text prompt",
-    "hotwords": "hotword biasing is not supported by this server yet",
-    "keywords": "keyword biasing is not supported by this server yet",
+    "keywords": "pass the phrases as `hotwords` (one per field or line, `phrase:score` for its own score)",
     "chunking_strategy": "the server always cuts audio into speech segments with silero-vad, as the pipeline does",
     "include": "token log-probabilities are not returned; verbose_json carries a segment's confidence when known",
     "languages": "pass one `language` (zh or en)",
@@ -43,6 +46,8 @@ class TranscriptionForm(BaseModel):
     language: str | None = None
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
     stream: bool = False
+    hotwords: list[str] = Field(default_factory=list, validation_alias=AliasChoices("hotwords[]", "hotwords"))
+    hotword_score: float | None = Field(default=None, gt=0.0)
 
     @field_validator("language")
     @classmethod
@@ -73,6 +78,7 @@ class TranscriptionWord(BaseModel):
     word: str
     start: float
     end: float
+    confidence: float | None = None
 
 
 class Transcription(BaseModel):

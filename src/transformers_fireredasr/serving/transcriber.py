@@ -6,7 +6,8 @@ Every request is segmented the way `pipeline(..., return_timestamps=True)` segme
 chunks without it; segments at most the model's limit), so every response format and the stream carry the same
 text: the segment texts joined by `join_segment_texts`. Each segment is featurized alone, exactly as the pipeline
 featurizes it, and padded into a batch by the feature extractor; batched decoding of this model equals decoding
-one segment at a time, so a response never depends on what else was in its batch.
+one segment at a time, so a response never depends on what else was in its batch. Word timings are each segment's
+tokens aligned on the CTC head exactly as the pipeline aligns them (`word_timing`); hotwords go to `generate`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 import torch
 
 from ..audio_io import decode_bytes
-from ..pipeline_fireredasr import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS, join_segment_texts
+from ..hotwords import Hotword, token_tries
+from ..pipeline_fireredasr import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS, decode_transcript, join_segment_texts
 from ..segmentation import is_silent, segment_audio
+from ..word_timing import align_shown_tokens, can_time_words, shown_positions, timed_words
 
 # silero-vad keeps recurrent state inside its one shared model: two requests must not run it at the same time.
 _VAD_LOCK = threading.Lock()
@@ -53,21 +56,29 @@ class DecodeOptions:
     """Per-request decoding settings; only segments with equal options share a `generate` call."""
 
     temperature: float = 0.0
+    hotwords: tuple[Hotword, ...] = ()
+    word_timestamps: bool = False
 
     def generate_kwargs(self) -> dict:
-        """temperature 0 keeps the model's own decoding (FireRedASR's beam search); above 0 samples at it."""
-        if self.temperature == 0:
-            return {}
-        return {"do_sample": True, "temperature": self.temperature, "num_beams": 1}
+        """temperature 0 keeps the model's own decoding (FireRedASR's beam search); above 0 samples at it. Hotwords
+        carry their own scores; word timings need the CTC head's log-probs."""
+        kwargs = {} if self.temperature == 0 else {"do_sample": True, "temperature": self.temperature, "num_beams": 1}
+        if self.hotwords:
+            kwargs["hotwords"] = list(self.hotwords)
+        if self.word_timestamps:
+            kwargs["output_ctc_log_probs"] = True
+        return kwargs
 
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """What decoding one segment gave: its text, token ids and, when the decoding reports it, its confidence."""
+    """What decoding one segment gave: its text, token ids, its confidence when the decoding reports it, and its
+    timed words (seconds from the start of the audio) when they were asked for."""
 
     text: str
     tokens: list[int] = field(default_factory=list)
     confidence: float | None = None
+    words: list[dict] | None = None
 
 
 def join_texts(results: Sequence[SegmentResult]) -> str:
@@ -133,6 +144,28 @@ class Transcriber:
     def model_type(self) -> str:
         return self.model.config.model_type
 
+    @property
+    def times_words(self) -> bool:
+        """Whether this model gives word timestamps (an AED with a CTC head)."""
+        return can_time_words(self.model)
+
+    def check_word_timestamps(self, options: DecodeOptions) -> None:
+        """Raises ValueError unless this model can time words with these options: a CTC head, and temperature 0.
+        Checked before a request is queued, so that its segments never fail inside a shared batch."""
+        if not self.times_words:
+            raise ValueError(
+                f"word timestamps come from the CTC head, and this model ({self.model_type}) has none; "
+                "use timestamp_granularities[]=segment"
+            )
+        if options.temperature > 0:
+            raise ValueError("word timestamps need temperature 0 (the model's own beam search)")
+
+    def check_hotwords(self, hotwords: Sequence[Hotword]) -> None:
+        """Raises ValueError for a phrase this AED's vocabulary cannot spell (an `<unk>` piece); the LLM matches
+        decoded text, so any phrase is fine for it."""
+        if self.model_type == "fireredasr_aed":
+            token_tries([list(hotwords)], self.tokenizer)
+
     def prepare(self, data: bytes, name: str, max_audio_seconds: float) -> PreparedAudio:
         """Decodes an upload (any format ffmpeg reads), checks it, segments it and featurizes every segment.
 
@@ -184,16 +217,31 @@ class Transcriber:
             output = self.model.generate(
                 **{main_input_name: features, "attention_mask": mask},
                 **options.generate_kwargs(),
+                **({"tokenizer": self.tokenizer} if options.hotwords else {}),  # phrases in the model's own tokens
                 return_dict_in_generate=True,
                 output_scores=True,
             )
         confidences = sequence_confidences(output, self.model)
+        sequences = output.sequences.to("cpu").tolist()
         results = []
-        for row, confidence in zip(output.sequences.to("cpu").tolist(), confidences, strict=True):
-            text = self.tokenizer.decode(row, skip_special_tokens=True).strip()
+        for row, (ids, confidence) in enumerate(zip(sequences, confidences, strict=True)):
+            text = decode_transcript(self.tokenizer, self.model.config, ids).strip()
             special = set(self.tokenizer.all_special_ids)
-            results.append(SegmentResult(text, [token for token in row if token not in special], confidence))
+            words = self._words(output, row, ids, segments[row]) if options.word_timestamps else None
+            results.append(SegmentResult(text, [token for token in ids if token not in special], confidence, words))
         return results
+
+    def _words(self, output, row: int, ids: list[int], segment: Segment) -> list[dict]:
+        """One decoded segment's timed words, as the pipeline times them (`word_timing`)."""
+        generated = ids[1:]  # after the decoder start token, as `token_scores` are
+        positions = shown_positions(self.tokenizer, generated)
+        shown = [generated[p] for p in positions]
+        frames = int(output.encoder_attention_mask[row].sum())
+        spans, _ = align_shown_tokens(output.ctc_log_probs[row], frames, shown, self.model.config.blank_token_id)
+        probabilities = output.token_scores[row].float().exp().cpu()[positions].tolist()
+        return timed_words(
+            self.tokenizer, self.model.config, shown, spans, probabilities, "word", segment.start, segment.end
+        )
 
 
 __all__ = [
