@@ -3,6 +3,10 @@
 Audio in any format and sampling rate ffmpeg reads is decoded to 16 kHz mono; long recordings are cut into speech
 segments (silero-vad) and transcribed in batches. A file that cannot be read or transcribed is reported on stderr
 at the end and the others are still transcribed; any failure makes the exit code 1.
+
+Archives (`--manifest`, `--files`, `--dataset` with `--output-dir RUN_DIR`) are transcribed as a resumable run,
+sharded over the processes of any launcher (torchrun, accelerate launch, srun) or by `--shard I/N`; `--merge RUN_DIR`
+writes its transcripts.jsonl and summary. See `transformers_fireredasr.batch`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ def read_audio(path: str) -> np.ndarray:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="fireredasr-transcribe", description=__doc__)
-    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp3, ... at any sampling rate)")
+    parser = argparse.ArgumentParser(
+        prog="fireredasr-transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("audio", nargs="*", help="audio files (wav, flac, mp3, ... at any sampling rate)")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
@@ -52,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument(
         "--output-format",
-        default="text",
+        default=None,
         choices=["text", "jsonl", "srt", "vtt"],
         help="text: the transcript; jsonl: one JSON object per file with path, text, confidence and timestamped "
         "chunks (and words with --timestamps word); srt / vtt: subtitles written to OUTPUT_DIR/<name>.srt / .vtt, "
@@ -72,7 +78,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.6,
         help="srt/vtt: a pause between words at least this long starts a new cue (needs a CTC head; default 0.6)",
     )
-    parser.add_argument("--output-dir", default=".", help="where srt/vtt files go (default: the current folder)")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="where srt/vtt files go (default: the current folder); with --manifest/--files/--dataset: the run folder",
+    )
     parser.add_argument(
         "--max-segment-seconds",
         type=float,
@@ -88,7 +98,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-segment-seconds: fewer, longer pieces and one srt/jsonl chunk per piece (default: one per pause)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_run_arguments(parser)
     options = parser.parse_args(argv)
+    check_run_arguments(parser, options)
     if options.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     if options.merge_segments_seconds is not None and not options.merge_segments_seconds > 0:
@@ -107,6 +119,72 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         except (OSError, ValueError) as error:
             parser.error(f"--hotwords: {error}")
     return options
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of archive runs (see `transformers_fireredasr.batch`)."""
+    group = parser.add_argument_group("archive runs (resumable, sharded)")
+    group.add_argument("--manifest", metavar="JSONL", help="NeMo-style manifest: audio_filepath, id, duration, ...")
+    group.add_argument("--files", metavar="DIR_OR_GLOB", help="every audio file under a folder, or a glob ('**' ok)")
+    group.add_argument(
+        "--dataset", metavar="PATH", help="a save_to_disk folder, or audiofolder:DIR, with an Audio column"
+    )
+    group.add_argument("--split", help="--dataset: the split (needed when it has several)")
+    group.add_argument("--audio-column", help="--dataset: the Audio column (default: the only one)")
+    group.add_argument("--text-column", help="--dataset: reference texts for the CER (default: text, transcription)")
+    group.add_argument("--id-column", help="--dataset: unique ids (default: the audio path, else the row number)")
+    group.add_argument("--shard", metavar="I/N", help="transcribe share I of N (array jobs; launchers need none)")
+    group.add_argument("--force", action="store_true", help="continue a run whose settings or items changed")
+    group.add_argument(
+        "--batch-seconds", type=float, default=120.0, help="audio seconds per batch, padding included (default 120)"
+    )
+    group.add_argument("--num-workers", type=int, default=1, help="processes decoding and segmenting (default 1)")
+    group.add_argument("--merge", metavar="RUN_DIR", help="write RUN_DIR/transcripts.jsonl and summary.json")
+    group.add_argument("--subtitles", nargs="+", choices=["srt", "vtt"], help="--merge: also one file per item")
+
+
+RUN_INPUTS = ("manifest", "files", "dataset")
+RUN_ONLY = ("split", "audio_column", "text_column", "id_column", "shard", "force")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Which mode the options ask for (files, a run, a merge), refusing mixtures with a message naming them."""
+    inputs = [name for name in RUN_INPUTS if getattr(options, name) is not None]
+    if len(inputs) > 1:
+        parser.error(f"give one input: {' and '.join(map(flag, inputs))} both given")
+    options.run = bool(inputs)
+    if options.merge is not None and (inputs or options.audio):
+        parser.error("--merge RUN_DIR takes no input: merge the run once its processes are done")
+    if options.subtitles and options.merge is None:
+        parser.error("--subtitles goes with --merge RUN_DIR")
+    if options.run or options.merge is not None:
+        if options.audio:
+            parser.error("audio files and a run input: list the files in a --manifest, or use --files DIR_OR_GLOB")
+        if options.output_format is not None:
+            parser.error("--output-format is for audio files; a run writes jsonl (--merge --subtitles srt vtt)")
+    if options.run:
+        if options.output_dir is None:
+            parser.error(f"{flag(inputs[0])} needs --output-dir RUN_DIR (where the run's files go)")
+        if not options.batch_seconds > 0:
+            parser.error("--batch-seconds must be a positive number of seconds")
+        if options.num_workers < 0:
+            parser.error("--num-workers must be >= 0")
+        if options.dataset is None:
+            for name in ("split", "audio_column", "text_column", "id_column"):
+                if getattr(options, name) is not None:
+                    parser.error(f"{flag(name)} goes with --dataset")
+    elif options.merge is None:
+        for name in RUN_ONLY:
+            if getattr(options, name):
+                parser.error(f"{flag(name)} goes with a run (--manifest, --files or --dataset with --output-dir)")
+        if not options.audio:
+            parser.error("give audio files, a run input (--manifest, --files, --dataset) or --merge RUN_DIR")
+    options.output_format = options.output_format or "text"
+    options.output_dir = options.output_dir or "."
 
 
 def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failures: list[str]) -> list:
@@ -168,10 +246,18 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
+    if options.merge is not None:
+        from .batch.command import merge_main
+
+        return merge_main(options)
     model = options.model or bundled_model_dir()
     if model is None:
         print("error: this build ships no demo model; pass --model DIR_OR_HUB_ID", file=sys.stderr)
         return 2
+    if options.run:
+        from .batch.command import run_main
+
+        return run_main(options, str(model))
 
     import torch
     from transformers import pipeline
