@@ -5,14 +5,17 @@ Accepted: a file path or encoded bytes (any format ffmpeg reads), a numpy array 
 pipeline and `datasets` use, and a torchcodec `AudioDecoder` from a `datasets` Audio column. Float arrays are
 samples in [-1, 1]; integer arrays are PCM and are scaled by their full range as audio files store them (int8,
 int16, int32, and unsigned 8-bit with its 128 offset); other integer types are refused. Other sampling rates are
-resampled (polyphase, scipy); empty, NaN/inf or undecodable audio raises `ValueError` naming the input.
+resampled (polyphase, scipy); empty, NaN/inf or undecodable audio raises `ValueError` naming the input. A 16-bit
+mono wav already at 16 kHz is read without starting ffmpeg, with the samples ffmpeg would give.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
+import wave
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -71,10 +74,13 @@ def decode_bytes(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "a
     """
     if not data:
         raise ValueError(f"{name}: the file is empty")
-    if shutil.which("ffmpeg") is None:
-        raise RuntimeError("ffmpeg was not found: install it (apt-get install ffmpeg) to read audio files")
     if _truncated_wav(data):
         raise ValueError(f"{name}: truncated wav (the header promises more audio than the file holds)")
+    plain = _plain_wav_samples(data, sampling_rate)
+    if plain is not None:
+        return check_waveform(plain, name)
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg was not found: install it (apt-get install ffmpeg) to read audio files")
     command = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-ac", "1", "-ar", str(sampling_rate)]
     result = subprocess.run([*command, "-f", "f32le", "pipe:1"], input=data, capture_output=True)
     message = result.stderr.decode(errors="replace").strip().splitlines()
@@ -84,6 +90,24 @@ def decode_bytes(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "a
     if message:
         raise ValueError(f"{name}: corrupt or truncated audio ({message[-1]})")
     return check_waveform(np.frombuffer(result.stdout, dtype="<f4").copy(), name)  # writable, torch needs it
+
+
+def _plain_wav_samples(data: bytes, sampling_rate: int) -> np.ndarray | None:
+    """The samples of a 16-bit PCM mono wav already at `sampling_rate`, read with the stdlib; None for any other
+    file. Starting ffmpeg costs about 50 ms of CPU per file, more than the rest of a short upload's work in the
+    server; for this format ffmpeg would only scale the samples by 2^-15, which this does bit for bit."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    try:
+        with wave.open(io.BytesIO(data)) as file:
+            if (file.getnchannels(), file.getsampwidth(), file.getframerate()) != (1, 2, sampling_rate):
+                return None
+            frames = file.readframes(file.getnframes())
+    except (wave.Error, EOFError):  # not plain PCM (float, extensible, ...) or an odd header: ffmpeg decides
+        return None
+    if not frames:
+        return None
+    return np.frombuffer(frames, dtype="<i2").astype(np.float32) * np.float32(2.0**-15)
 
 
 def _truncated_wav(data: bytes) -> bool:
