@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.audio import requires_espeak
+from tests.benchmark_scripts import benchmark_module
 from transformers_fireredasr import cli
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_hotwords.py"
+
+@pytest.fixture(scope="module")
+def bench_hotwords():
+    yield from benchmark_module("bench_hotwords")
 
 
 @requires_espeak
 @pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
-def test_tiny_run_reports_every_setting(tmp_path):
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import bench_hotwords
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+def test_tiny_run_reports_every_setting(bench_hotwords, tmp_path):
     out = tmp_path / "hotwords.json"
     assert bench_hotwords.main(["--tiny", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
