@@ -62,6 +62,8 @@ def test_run_json_refuses_other_settings_unless_forced(tmp_path):
     assert saved["decoding"] == {"num_beams": 1} and saved["previous"][0]["decoding"] == {"num_beams": 3}
     with pytest.raises(SettingsError, match="another list of items"):
         prepare_run(tmp_path, changed, items[:1])
+    # A file whose length changed (fixed, re-encoded) is the same item: the first list, lengths and all, is used.
+    assert prepare_run(tmp_path, changed, [Item("a", "a.wav", 5.0), items[1]]) == items
 
 
 def test_model_fingerprint_follows_the_files(tmp_path):

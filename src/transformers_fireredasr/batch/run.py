@@ -130,7 +130,7 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     shard = current_shard(shard_arg, config.device)
     items = load_items(spec)
     pipe = load_pipeline(config, shard)
-    prepare_run(run_dir, run_settings(config, spec, pipe), items, force=config.force)
+    items = prepare_run(run_dir, run_settings(config, spec, pipe), items, force=config.force)
     mine = share(items, shard)
     done = done_ids(run_dir)
     todo = [item for item in mine if item.id not in done]

@@ -2,8 +2,8 @@
 by every later one, so that a resume never mixes transcripts of two models or two decoding settings.
 
 run.json holds the input, the model and its revision (the Hub commit, or a fingerprint of a local folder), the
-decoding settings and the package version; items.jsonl the item list the shares were computed from (merge reads it
-for the manifest order). A process whose settings or items differ stops with `SettingsError` naming the fields, unless
+decoding settings and the package version; items.jsonl the item list the shares are computed from (every process uses
+the first one's, lengths included, so they agree on the shares; merge reads it for the manifest order). A process whose settings or items differ stops with `SettingsError` naming the fields, unless
 `force`: then the new ones replace them (the old settings are kept under "previous") and finished items stay.
 """
 
@@ -89,8 +89,9 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in CHECKED if old.get(key) != new.get(key)]
 
 
-def prepare_run(run_dir: str | Path, settings: dict[str, Any], items: list[Item], force: bool = False) -> None:
-    """Creates the run's run.json and items.jsonl, or checks a resumed run against them (see the module doc)."""
+def prepare_run(run_dir: str | Path, settings: dict[str, Any], items: list[Item], force: bool = False) -> list[Item]:
+    """Creates the run's run.json and items.jsonl, or checks a resumed run against them (see the module doc).
+    Returns the items to share out: those in items.jsonl, as the run's first process listed them."""
     run_dir = Path(run_dir)
     settings = {**settings, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     text = json.dumps(settings, ensure_ascii=False, indent=2) + "\n"
@@ -106,14 +107,23 @@ def prepare_run(run_dir: str | Path, settings: dict[str, Any], items: list[Item]
             settings["previous"] = [*old.pop("previous", []), {key: old.get(key) for key in (*CHECKED, "created")}]
             _write_once(run_dir / RUN_FILE, json.dumps(settings, ensure_ascii=False, indent=2) + "\n", replace=True)
     listed = items_text(items)
-    if not _write_once(run_dir / ITEMS_FILE, listed, replace=False):
-        if (run_dir / ITEMS_FILE).read_text(encoding="utf-8") != listed:
-            if not force:
-                raise SettingsError(
-                    f"{run_dir} was started with another list of items (the manifest, folder or dataset changed): "
-                    "use another --output-dir, or pass --force to continue with the new list"
-                )
-            _write_once(run_dir / ITEMS_FILE, listed, replace=True)
+    if _write_once(run_dir / ITEMS_FILE, listed, replace=False):
+        return items
+    stored = read_items(run_dir)
+    if _identity(stored) == _identity(items):
+        return stored  # the first process's lengths, so that every process computes the same shares
+    if not force:
+        raise SettingsError(
+            f"{run_dir} was started with another list of items (the manifest, folder or dataset changed): "
+            "use another --output-dir, or pass --force to continue with the new list"
+        )
+    _write_once(run_dir / ITEMS_FILE, listed, replace=True)
+    return items
+
+
+def _identity(items: list[Item]) -> list[dict]:
+    """Items without their lengths: a fixed file (a new wav header) is still the same item."""
+    return [{k: v for k, v in item.to_json().items() if k != "duration"} for item in items]
 
 
 __all__ = ["SettingsError", "fingerprint", "prepare_run", "read_items", "read_settings"]
