@@ -136,7 +136,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard", metavar="I/N", help="transcribe share I of N (array jobs; launchers need none)")
     group.add_argument("--force", action="store_true", help="continue a run whose settings or items changed")
     group.add_argument(
-        "--batch-seconds", type=float, default=120.0, help="audio seconds per batch, padding included (default 120)"
+        "--batch-seconds", type=float, default=60.0, help="audio seconds per batch, padding included (default 60)"
     )
     group.add_argument("--num-workers", type=int, default=1, help="processes decoding and segmenting (default 1)")
     group.add_argument("--merge", metavar="RUN_DIR", help="write RUN_DIR/transcripts.jsonl and summary.json")

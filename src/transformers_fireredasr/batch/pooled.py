@@ -100,7 +100,7 @@ class PooledTranscriber:
         pipe,
         reader: Callable[[Item], Any],
         call_kwargs: dict,
-        batch_seconds: float = 120.0,
+        batch_seconds: float = 60.0,
         num_workers: int = 1,
         progress: Callable[[float], None] | None = None,
     ):

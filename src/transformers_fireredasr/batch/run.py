@@ -37,7 +37,7 @@ class RunConfig:
     max_segment_seconds: float | None = None
     merge_segments_seconds: float | None = None
     timestamps: str = "segment"  # "segment": the decoded pieces; "word" / "char" add CTC-timed words (tokens)
-    batch_seconds: float = 120.0
+    batch_seconds: float = 60.0
     num_workers: int = 1
     progress: bool = True
     force: bool = False
