@@ -155,18 +155,22 @@ def test_compiled_steps_compile_once(untrained, speech):
 
 def test_quantized_models_take_float32_features(converted_aed_dir, trained, speech):
     """Casting the features to the model's dtype must look at the first convolution, not at a Linear layer that a
-    quantizer replaces (bitsandbytes int8 weights, torch's dynamic quantization)."""
+    quantizer replaces (bitsandbytes int8 weights, torchao's int8 weights and activations)."""
     pytest.importorskip("bitsandbytes")
+    pytest.importorskip("torchao")
     from transformers import BitsAndBytesConfig
+
+    from transformers_fireredasr.quantization import quantization_config
 
     _, processor = trained
     int8 = FireRedAedForConditionalGeneration.from_pretrained(
         converted_aed_dir, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
     ).eval()
     assert int8.get_encoder().subsampling.out.weight.dtype == torch.int8
-    dynamic = torch.ao.quantization.quantize_dynamic(
-        FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir).eval(), {torch.nn.Linear}
-    )
+    # torchao's int8 (torch.ao.quantization, which this test used before, is deprecated)
+    dynamic = FireRedAedForConditionalGeneration.from_pretrained(
+        converted_aed_dir, quantization_config=quantization_config("int8-dynamic"), device_map="cpu"
+    ).eval()
     for model in (int8, dynamic):
         _, texts = transcribe(model, processor, speech[:2], num_beams=1)
         assert all(texts)

@@ -1,0 +1,56 @@
+"""The CPU int8 modes (`quantization.py`, torchao through transformers' TorchAoConfig) on the bundled demo model:
+every Linear but the tied output projection is quantized, and the held-out clips are still transcribed close to fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jiwer
+import pytest
+import torch
+
+from transformers_fireredasr.audio_io import load_waveform
+from transformers_fireredasr.cli import bundled_model_dir
+from transformers_fireredasr.quantization import QUANTIZE_MODES, quantization_config
+
+pytest.importorskip("torchao")
+DEMO = bundled_model_dir()
+CLIPS = sorted((Path(__file__).resolve().parents[1] / "examples" / "audio").glob("held_out_*.wav"))
+pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(DEMO))
+    audio = [load_waveform(str(path)) for path in CLIPS]
+    return processor, processor(audio, sampling_rate=16000, return_tensors="pt")
+
+
+def transcribe(model, processor, features) -> list[str]:
+    with torch.inference_mode():
+        return processor.batch_decode(model.generate(**features), skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("mode", list(QUANTIZE_MODES))
+def test_int8_modes_quantize_every_linear_and_transcribe_like_fp32(inputs, mode):
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    processor, features = inputs
+    expected = transcribe(AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO)), processor, features)
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(
+        str(DEMO), quantization_config=quantization_config(mode), device_map="cpu"
+    )
+    # The output projection shares its weight with the token embeddings, so transformers keeps it float.
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    assert type(linears.pop("proj_out").weight) is torch.nn.Parameter
+    assert len(linears) > 20 and all("Int8" in type(module.weight).__name__ for module in linears.values())
+    texts = transcribe(model, processor, features)
+    assert len(texts) == len(CLIPS) == 2 and all(texts)
+    assert jiwer.cer(expected, texts) <= 0.15, (expected, texts)
+
+
+def test_an_unknown_mode_names_the_choices():
+    with pytest.raises(ValueError, match="unknown quantization mode 'int4': choose one of int8-weight, int8-dynamic"):
+        quantization_config("int4")
