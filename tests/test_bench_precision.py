@@ -1,0 +1,30 @@
+"""benchmarks/bench_precision.py at its tiny size: every mode runs on the bundled demo and its numbers are sane."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.audio import requires_espeak
+from tests.benchmark_scripts import benchmark_module
+from transformers_fireredasr import cli
+
+
+@pytest.fixture(scope="module")
+def bench_precision():
+    yield from benchmark_module("bench_precision")
+
+
+@requires_espeak
+@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
+def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
+    pytest.importorskip("torchao")
+    out = tmp_path / "precision.json"
+    assert bench_precision.main(["--utterances", "4", "--json", str(out)]) == 0
+    rows = {row["mode"]: row for row in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["float32", "bfloat16", "int8-weight", "int8-dynamic"]
+    assert rows["float32"]["identical to fp32"] == 1.0 and rows["float32"]["CER vs fp32"] == 0.0
+    assert rows["float32"]["CER vs reference"] < 0.5  # the demo knows these characters
+    for row in rows.values():
+        assert 0 <= row["identical to fp32"] <= 1 and 0 <= row["CER vs fp32"] < 1 and row["decode s"] > 0
