@@ -121,8 +121,12 @@ def summarize(run_dir: Path, rows: Sequence[dict]) -> dict[str, Any]:
     if scored and any(row["reference"].strip() for row in scored):
         from ..training import character_error_rate
 
-        summary["cer"] = round(character_error_rate([r["text"] for r in scored], [r["reference"] for r in scored]), 4)
-        summary["cer_files"] = len(scored)
+        try:
+            cer = character_error_rate([r["text"] for r in scored], [r["reference"] for r in scored])
+        except ImportError:
+            summary["cer"] = "needs jiwer (pip install jiwer)"
+        else:
+            summary["cer"], summary["cer_files"] = round(cer, 4), len(scored)
     return summary
 
 
@@ -133,7 +137,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"audio: {summary['audio_hours']:.3f} h; wall time {summary['wall_seconds']:.1f} s; "
         f"real-time factor {summary['real_time_factor']} (process seconds per audio second)",
     ]
-    if "cer" in summary:
+    if "cer_files" in summary:
         lines.append(f"CER: {summary['cer']:.2%} over {summary['cer_files']} files with a reference")
     return "\n".join(lines)
 

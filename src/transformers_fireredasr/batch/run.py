@@ -97,7 +97,8 @@ def run_settings(config: RunConfig, spec: InputSpec, pipe) -> dict[str, Any]:
     }
 
 
-def _record(item, result: dict | None, seconds: float, error: str | None, shard: Shard, session: dict) -> dict:
+def make_record(item, result: dict | None, seconds: float, error: str | None, shard: Shard, session: dict) -> dict:
+    """The part-file record of one item (see the module doc)."""
     record: dict[str, Any] = {"id": item.id, "audio_filepath": item.audio_filepath, "duration": round(seconds, 3)}
     if result is None:
         record.update(text=None, segments=[], status="failed", error=error)
@@ -149,7 +150,7 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     )
     with PartWriter(part_path(run_dir, shard.rank, shard.world_size)) as writer:
         for item, result, seconds, error in transcriber.transcribe(todo):
-            writer.write(_record(item, result, seconds, error, shard, session))
+            writer.write(make_record(item, result, seconds, error, shard, session))
             counts["ok" if error is None else "failed"] += 1
             bar.update(round(item.duration, 2))
             if error is not None:
@@ -159,4 +160,4 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     return counts
 
 
-__all__ = ["RunConfig", "load_pipeline", "run_settings", "transcribe_run"]
+__all__ = ["RunConfig", "load_pipeline", "make_record", "run_settings", "transcribe_run"]

@@ -38,8 +38,10 @@ def parse_shard(text: str) -> Shard:
 def launcher_shard(device: str = "cpu") -> Shard:
     """The rank the launcher gave this process (torchrun, accelerate launch, srun), or 0 of 1 without one."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
+        try:
+            from accelerate import PartialState
+        except ImportError:  # without accelerate, the variables torchrun and accelerate launch set
+            return Shard(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
         state = PartialState(cpu=not device.startswith("cuda"))
         return Shard(state.process_index, state.num_processes, state.local_process_index)
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
