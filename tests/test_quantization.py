@@ -54,3 +54,22 @@ def test_int8_modes_quantize_every_linear_and_transcribe_like_fp32(inputs, mode)
 def test_an_unknown_mode_names_the_choices():
     with pytest.raises(ValueError, match="unknown quantization mode 'int4': choose one of int8-weight, int8-dynamic"):
         quantization_config("int4")
+
+
+def test_importing_the_package_holds_back_only_torchaos_harmless_notices():
+    """transformers imports torchao with modeling_utils; torchao 0.18 on a CPU-only torch would log a warning per
+    CUDA kernel library it cannot load, and torch one per enum it registers. The package's import drops exactly
+    those, so the command line starts clean; other records still pass."""
+    import logging
+    import subprocess
+    import sys
+
+    from transformers_fireredasr.quantization import _Drop
+
+    code = "import transformers_fireredasr, transformers; transformers.AutoModelForSpeechSeq2Seq"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Failed to load" not in result.stderr and "Enum subclass" not in result.stderr, result.stderr
+    drop = _Drop(lambda message: message.startswith("Failed to load") and ".so" in message)
+    record = logging.LogRecord("torchao", logging.WARNING, __file__, 1, "Failed to load /x/_C.so: gone", None, None)
+    other = logging.LogRecord("torchao", logging.WARNING, __file__, 1, "Skipping import of cpp extensions", None, None)
+    assert not drop.filter(record) and drop.filter(other)

@@ -1,6 +1,7 @@
 """FireRedASR for Hugging Face Transformers. Importing this package registers every class with the Auto classes
 and with `pipeline("automatic-speech-recognition")`."""
 
+from . import _torchao_notices  # noqa: F401 - before transformers is imported (see the module)
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor

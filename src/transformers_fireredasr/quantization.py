@@ -16,6 +16,8 @@ measured by `benchmarks/bench_precision.py` and `benchmarks/bench_speed.py --qua
 from __future__ import annotations
 
 import importlib.util
+import logging
+import sys
 
 QUANTIZE_MODES = {
     "int8-weight": "Int8WeightOnlyConfig",
@@ -36,4 +38,41 @@ def quantization_config(mode: str):
     return TorchAoConfig(getattr(torchao.quantization, QUANTIZE_MODES[mode])())
 
 
-__all__ = ["QUANTIZE_MODES", "quantization_config"]
+def import_torchao_quietly() -> None:
+    """Imports torchao, when it is installed and not yet imported, without its two harmless import-time notices.
+
+    Once torchao is installed, transformers imports it with `modeling_utils`, so on importing this package, quantized
+    or not. torchao 0.18's wheel carries CUDA kernel libraries that a CPU-only torch cannot load, and it logs a
+    "Failed to load ..._C_*.so" warning for each; registering its enums makes torch log an "is an Enum subclass"
+    notice for each. Every command would start with four such lines. Only those records are dropped, only during
+    this import; any other warning passes. The package's `__init__` calls this before it imports transformers.
+    """
+    if "torchao" in sys.modules or importlib.util.find_spec("torchao") is None:
+        return
+    notices = {
+        logging.getLogger("torchao"): lambda message: message.startswith("Failed to load") and ".so" in message,
+        logging.getLogger("torch.utils._pytree"): lambda message: "is an Enum subclass" in message,
+    }
+    filters = {logger: _Drop(is_notice) for logger, is_notice in notices.items()}
+    for logger, drop in filters.items():
+        logger.addFilter(drop)
+    try:
+        import torchao  # noqa: F401
+        import torchao.prototype.safetensors.safetensors_support  # noqa: F401 - what transformers imports of it
+    finally:
+        for logger, drop in filters.items():
+            logger.removeFilter(drop)
+
+
+class _Drop(logging.Filter):
+    """Drops the records whose message `is_notice` recognizes."""
+
+    def __init__(self, is_notice) -> None:
+        super().__init__()
+        self.is_notice = is_notice
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.is_notice(str(record.msg))
+
+
+__all__ = ["QUANTIZE_MODES", "import_torchao_quietly", "quantization_config"]
