@@ -3,6 +3,9 @@ AED's decoding modes, the pipeline and the command line on the bundled demo mode
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 import torch
 
@@ -194,16 +197,18 @@ def test_bad_hotwords_are_refused(demo):
         model.generate(**inputs, hotwords=[("快望产", float("nan"))], tokenizer=processor.tokenizer)
 
 
-def test_ten_thousand_phrases_still_decode(demo):
-    """A very long list works: the trie is built once per call; what it costs is in benchmarks/RESULTS.md."""
+def test_ten_thousand_phrases_still_decode_and_say_what_they_cost(demo, caplog):
+    """A very long list works, and says (at info level) what its trie cost; speed is in benchmarks/RESULTS.md."""
     import itertools
 
     model, processor, inputs = demo
     vocabulary = [token for token in processor.tokenizer.get_vocab() if len(token) == 1 and "\u4e00" <= token]
     phrases = ["".join(pair) for pair in itertools.islice(itertools.permutations(vocabulary, 2), 10_000)]
     assert len(phrases) == 10_000
-    ids = model.generate(**inputs, hotwords=phrases + ["快望产"], tokenizer=processor.tokenizer)
+    with caplog.at_level(logging.INFO, logger="transformers_fireredasr.hotwords"):
+        ids = model.generate(**inputs, hotwords=phrases + ["快望产"], tokenizer=processor.tokenizer)
     assert processor.batch_decode(ids, skip_special_tokens=True)[0].endswith("望产")
+    assert re.search(r"hotwords: 10,001 phrases make a token trie of [\d,]+ states, built in \d+\.\d\d s", caplog.text)
 
 
 def test_pipeline_and_command_line_take_hotwords(demo, tmp_path, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import time
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
@@ -30,8 +31,13 @@ from typing import NamedTuple
 
 import torch
 from transformers import LogitsProcessor
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 DEFAULT_HOTWORD_SCORE = 2.0
+# Lists at least this long say what they cost (info level).
+LONG_LIST = 1000
 
 
 class Hotword(NamedTuple):
@@ -374,6 +380,7 @@ def token_tries(lists: list[list[Hotword]], tokenizer) -> list[PhraseTrie]:
 
 @functools.lru_cache(maxsize=64)
 def _token_trie(tokenizer, hotwords: tuple[Hotword, ...]) -> PhraseTrie:
+    start = time.perf_counter()
     phrases = []
     for hotword in hotwords:
         ids = tokenizer.encode(hotword.phrase, add_special_tokens=False)
@@ -385,7 +392,7 @@ def _token_trie(tokenizer, hotwords: tuple[Hotword, ...]) -> PhraseTrie:
                 f"{unknown or 'no tokens'} map to {tokenizer.unk_token!r}"
             )
         phrases.append((ids, hotword.score))
-    return PhraseTrie(phrases)
+    return _built(PhraseTrie(phrases), len(hotwords), "token", start)
 
 
 def character_tries(lists: list[list[Hotword]]) -> list[PhraseTrie]:
@@ -395,7 +402,21 @@ def character_tries(lists: list[list[Hotword]]) -> list[PhraseTrie]:
 
 @functools.lru_cache(maxsize=64)
 def _character_trie(hotwords: tuple[Hotword, ...]) -> PhraseTrie:
-    return PhraseTrie([(list(hotword.phrase), hotword.score) for hotword in hotwords])
+    start = time.perf_counter()
+    trie = PhraseTrie([(list(hotword.phrase), hotword.score) for hotword in hotwords])
+    return _built(trie, len(hotwords), "character", start)
+
+
+def _built(trie: PhraseTrie, phrases: int, kind: str, start: float) -> PhraseTrie:
+    """Says (at info level) what a long list costs: building its trie once, and one cached bonus row per state
+    that decoding reaches."""
+    if phrases >= LONG_LIST:
+        logger.info(
+            f"hotwords: {phrases:,} phrases make a {kind} trie of {len(trie):,} states, built in "
+            f"{time.perf_counter() - start:.2f} s (once per list); decoding adds one bonus row over the vocabulary "
+            "for each state it reaches, kept with the trie for the list's later uses"
+        )
+    return trie
 
 
 __all__ = [
