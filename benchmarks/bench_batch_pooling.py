@@ -1,15 +1,23 @@
-"""Archive runs: files per second of today's `fireredasr-transcribe FILE...` and of a pooled run
-(`--manifest ... --output-dir RUN`), side by side, same transcripts.
+"""Archive runs: files per second of today's `fireredasr-transcribe FILE...` path and of the pooled path of
+`--manifest ... --output-dir RUN`, side by side, same transcripts.
 
 Workload: `--files` held-out sentences of the demo corpus (default 200), synthesized with espeak-ng in random voices
 (about 1-5 s each: short files, where per-file batching wastes most), as 16 kHz wav files, transcribed with the
-bundled demo model (or `--model`). Each measurement is one command run end to end in a fresh process, as a user runs
-it: the file-list CLI (`--batch-size`, default 8, files read one by one in the main process) and a pooled run of the
-same files from a manifest (segments pooled across files into batches of `--batch-seconds`, files decoded and
-segmented by `--num-workers` DataLoader workers), into a fresh run folder. The two are run alternately `--rounds`
-times after a warm-up of each; the table gives the median wall seconds and files per second of each, their ratio,
-the share of the CPUs other processes used (above 5 % a WARNING: repeat on a quieter machine), and whether every
-transcript of the run equals the CLI's for that file (exit status 1 otherwise).
+bundled demo model (or `--model`), on the CPU. Two workloads, each measured alternately `--rounds` times after a
+warm-up round:
+
+- in process, one loaded pipeline: the CLI's loop (files read in groups of `--batch-size`, default 8, each group one
+  pipeline call: `cli.read_audio` + `cli.transcribe_batch`) against `batch.pooled.PooledTranscriber` (segments
+  pooled across files into batches of `--batch-seconds` of padded audio, files decoded and segmented by
+  `--num-workers` DataLoader workers). This is the batching itself.
+- end to end, fresh processes as a user runs them: `fireredasr-transcribe FILE... --batch-size 8` against
+  `fireredasr-transcribe --manifest M --output-dir RUN` into a fresh run folder (start-up, model loading, part
+  files and run.json included; `--no-end-to-end` skips it).
+
+The table gives per workload the median wall seconds and files per second of each, their ratio, the ratio of the
+best runs (less sensitive to a busy machine), the largest share of the CPUs other processes used during a run
+(above 5 %: a WARNING, repeat on a quieter machine), and whether every transcript equals the CLI's for that file
+(exit status 1 otherwise).
 
     python benchmarks/bench_batch_pooling.py --files 200 --rounds 3
 """
@@ -38,8 +46,6 @@ if __name__ == "__main__":  # this checkout's package and benchmarks, whichever 
 
 from benchmarks.bench_speed import source_revision  # noqa: E402
 
-COLUMNS = ["files", "audio s", "CLI s", "CLI files/s", "pooled s", "pooled files/s", "ratio", "other CPU", "texts"]
-
 
 def make_files(folder: Path, count: int, seed: int) -> list[Path]:
     """`count` held-out demo-corpus sentences in random voices, as wav files."""
@@ -62,21 +68,12 @@ def busy_cpu_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_seconds() -> float:
-    """User + system CPU seconds of this process's finished children and theirs (ffmpeg, DataLoader workers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, share of the CPUs that other processes used meanwhile, stdout) of one command."""
-    busy, ours, start = busy_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
+def timed_command(command: list[str]) -> str:
+    """The stdout of one command run to its end (an error with its stderr if it fails)."""
     result = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    other = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)
-    return wall, max(0.0, other / (wall * (os.cpu_count() or 1))), result.stdout
+    return result.stdout
 
 
 def cli_command(options, paths: list[Path]) -> list[str]:
@@ -107,11 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="the CLI's --batch-size (its default: 8)")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="the run's --batch-seconds")
-    parser.add_argument("--num-workers", type=int, default=1, help="the run's --num-workers")
+    parser.add_argument("--batch-seconds", type=float, default=120.0, help="the run's --batch-seconds")
+    parser.add_argument("--num-workers", type=int, default=0, help="the run's --num-workers (0: its CPU default)")
     parser.add_argument("--model", help="model folder (default: the bundled demo)")
     parser.add_argument("--seed", type=int, default=2029)
     parser.add_argument("--no-warm-up", action="store_true", help="skip the untimed first round (tests)")
+    parser.add_argument("--no-end-to-end", action="store_true", help="only the in-process loops")
     parser.add_argument("--json", help="also write the results here")
     options = parser.parse_args(argv)
     if options.files < 1 or options.rounds < 1:
@@ -128,35 +126,79 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(options, folder: Path) -> int:
-    from transformers_fireredasr.batch.inputs import wav_seconds
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children so far."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
-    paths = make_files(folder, options.files, options.seed)
-    audio = sum(wav_seconds(path) for path in paths)
-    manifest = folder / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps({"audio_filepath": str(p)}) + "\n" for p in paths))
-    cores = os.cpu_count() or 1
-    walls: dict[str, list[float]] = {"cli": [], "pooled": []}
+
+class InProcess:
+    """The two transcription loops with one loaded pipeline: the CLI's (files read in groups of --batch-size, each
+    group one pipeline call, `cli.transcribe_batch`) and the pooled one (`batch.pooled.PooledTranscriber`)."""
+
+    def __init__(self, options, paths: list[Path]):
+        import torch
+        from transformers import pipeline
+
+        from transformers_fireredasr import cli
+        from transformers_fireredasr.batch.inputs import Item, wav_seconds
+        from transformers_fireredasr.batch.sources import AudioReader, InputSpec
+
+        self.cli, self.options, self.paths = cli, options, paths
+        model = options.model or str(cli.bundled_model_dir())
+        self.pipe = pipeline("automatic-speech-recognition", model=model, device="cpu", dtype=torch.float32)
+        self.items = [Item(str(p), str(p), wav_seconds(p) or 0.0) for p in paths]
+        self.reader = AudioReader(InputSpec("files", ""))
+
+    def run_cli(self) -> dict[str, str]:
+        texts, failures = {}, []
+        size = self.options.batch_size
+        for start in range(0, len(self.paths), size):
+            batch = [(str(p), self.cli.read_audio(str(p))) for p in self.paths[start : start + size]]
+            results = self.cli.transcribe_batch(self.pipe, batch, size, {"generate_kwargs": {}}, failures)
+            texts.update((path, result["text"]) for (path, _), result in zip(batch, results, strict=True))
+        return texts
+
+    def run_pooled(self) -> dict[str, str]:
+        from transformers_fireredasr.batch.pooled import PooledTranscriber
+
+        pooled = PooledTranscriber(
+            self.pipe, self.reader, {"generate_kwargs": {}}, self.options.batch_seconds, self.options.num_workers
+        )
+        return {item.id: result["text"] for item, result, _, _ in pooled.transcribe(self.items)}
+
+
+def timed_call(call) -> tuple[float, float, dict]:
+    """(wall seconds, share of the CPUs that other processes used meanwhile, result) of one call."""
+    busy, ours, start = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    result = call()
+    wall = time.perf_counter() - start
+    other = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - ours)
+    return wall, max(0.0, other / (wall * (os.cpu_count() or 1))), result
+
+
+def alternate(calls: dict, rounds: int, warm_up: bool, label: str) -> tuple[dict, dict, list[float]]:
+    """Runs the calls alternately; returns per-call wall times, last results, and other processes' CPU shares."""
+    walls: dict[str, list[float]] = {name: [] for name in calls}
+    results: dict[str, dict] = {}
     others: list[float] = []
-    cli_texts, pooled_texts = {}, {}
-    first = 1 if options.no_warm_up else 0
-    for round_index in range(first, options.rounds + 1):  # round 0 warms the page cache and both code paths
-        for name in ("cli", "pooled"):
-            run_dir = folder / f"run_{round_index}"
-            command = cli_command(options, paths) if name == "cli" else run_command(options, manifest, run_dir)
-            wall, other, out = timed(command)
-            if name == "cli":
-                cli_texts = dict(line.split("\t", 1) for line in out.splitlines())
-            else:
-                pooled_texts = run_texts(run_dir)
-                shutil.rmtree(run_dir)
+    for round_index in range(0 if warm_up else 1, rounds + 1):  # round 0 warms caches and both code paths
+        for name, call in calls.items():
+            wall, other, results[name] = timed_call(call)
             if round_index:
                 walls[name].append(wall)
                 others.append(other)
-            print(f"round {round_index} {name}: {wall:.2f} s", file=sys.stderr, flush=True)
-    same = cli_texts == pooled_texts and len(cli_texts) == len(paths)
+            print(f"{label} round {round_index} {name}: {wall:.2f} s", file=sys.stderr, flush=True)
+    return walls, results, others
+
+
+def table_row(workload: str, paths: list[Path], audio: float, walls: dict, others: list[float], same: bool) -> dict:
     cli_s, pooled_s = statistics.median(walls["cli"]), statistics.median(walls["pooled"])
-    row = {
+    return {
+        "workload": workload,
         "files": len(paths),
         "audio s": round(audio, 1),
         "CLI s": round(cli_s, 2),
@@ -164,25 +206,66 @@ def measure(options, folder: Path) -> int:
         "pooled s": round(pooled_s, 2),
         "pooled files/s": round(len(paths) / pooled_s, 2),
         "ratio": round(cli_s / pooled_s, 2),
+        "ratio of best": round(min(walls["cli"]) / min(walls["pooled"]), 2),
         "other CPU": f"{max(others):.0%}",
         "texts": "identical" if same else "DIFFER",
     }
-    if max(others) > 0.05:
-        print(f"WARNING: other processes used up to {max(others):.0%} of the CPUs; repeat on a quieter machine")
-    print(environment(options, cores))
-    print(
-        f"per-run wall seconds: CLI {[round(w, 2) for w in walls['cli']]}, pooled {[round(w, 2) for w in walls['pooled']]}"
-    )
-    print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS))
-    print("| " + " | ".join(str(row[column]) for column in COLUMNS) + " |")
+
+
+def measure(options, folder: Path) -> int:
+    from transformers_fireredasr.batch.inputs import wav_seconds
+
+    paths = make_files(folder, options.files, options.seed)
+    audio = sum(wav_seconds(path) for path in paths)
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(p)}) + "\n" for p in paths))
+    rows, walls_by, failures = [], {}, []
+
+    loops = InProcess(options, paths)
+    calls = {"cli": loops.run_cli, "pooled": loops.run_pooled}
+    walls, results, others = alternate(calls, options.rounds, not options.no_warm_up, "in process")
+    same = results["cli"] == results["pooled"] and len(results["cli"]) == len(paths)
+    rows.append(table_row("in process (loaded model)", paths, audio, walls, others, same))
+    walls_by["in process"] = walls
+    failures += [] if same else [(results["cli"], results["pooled"])]
+
+    if not options.no_end_to_end:
+
+        def cli_run() -> dict[str, str]:
+            return dict(line.split("\t", 1) for line in timed_command(cli_command(options, paths)).splitlines())
+
+        def pooled_run() -> dict[str, str]:
+            run_dir = folder / "run"
+            timed_command(run_command(options, manifest, run_dir))
+            texts = run_texts(run_dir)
+            shutil.rmtree(run_dir)
+            return texts
+
+        calls = {"cli": cli_run, "pooled": pooled_run}
+        walls, results, others = alternate(calls, options.rounds, not options.no_warm_up, "end to end")
+        same = results["cli"] == results["pooled"] and len(results["cli"]) == len(paths)
+        rows.append(table_row("end to end (fresh process)", paths, audio, walls, others, same))
+        walls_by["end to end"] = walls
+        failures += [] if same else [(results["cli"], results["pooled"])]
+
+    print(environment(options, os.cpu_count() or 1))
+    for label, walls in walls_by.items():
+        print(
+            f"{label}, per-run wall seconds: " + ", ".join(f"{k} {[round(w, 2) for w in v]}" for k, v in walls.items())
+        )
+    if any(float(row["other CPU"].rstrip("%")) > 5 for row in rows):
+        print("WARNING: other processes used more than 5 % of the CPUs during a run; repeat on a quieter machine")
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row[column]) for column in columns) + " |")
     if options.json:
-        Path(options.json).write_text(json.dumps({"row": row, "walls": walls}, indent=2) + "\n")
-    if not same:
+        Path(options.json).write_text(json.dumps({"rows": rows, "walls": walls_by}, indent=2) + "\n")
+    for cli_texts, pooled_texts in failures:
         for path, text in cli_texts.items():
             if pooled_texts.get(path) != text:
                 print(f"DIFFER {path}: CLI {text!r}, pooled {pooled_texts.get(path)!r}")
-        return 1
-    return 0
+    return 1 if failures else 0
 
 
 def environment(options, cores: int) -> str:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actors", type=int, default=1, help="model replicas (one GPU each unless --gpus-per-actor)")
     parser.add_argument("--gpus-per-actor", type=float, default=1.0, help="0: actors on CPUs")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio seconds per model batch")
+    parser.add_argument("--batch-seconds", type=float, default=120.0, help="audio seconds per model batch")
     parser.add_argument("--num-beams", type=int, default=None)
     parser.add_argument("--address", help="an existing cluster (default: start a local Ray)")
     parser.add_argument("--local-cpus", type=int, default=4, help="local Ray: logical CPUs (>= 4: see README)")

@@ -136,9 +136,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard", metavar="I/N", help="transcribe share I of N (array jobs; launchers need none)")
     group.add_argument("--force", action="store_true", help="continue a run whose settings or items changed")
     group.add_argument(
-        "--batch-seconds", type=float, default=60.0, help="audio seconds per batch, padding included (default 60)"
+        "--batch-seconds", type=float, default=120.0, help="audio seconds per batch, padding included (default 120)"
     )
-    group.add_argument("--num-workers", type=int, default=1, help="processes decoding and segmenting (default 1)")
+    group.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="processes decoding and segmenting ahead of the model (default: 1 with CUDA, 0 on the CPU, where they "
+        "would take the model's cores)",
+    )
     group.add_argument("--merge", metavar="RUN_DIR", help="write RUN_DIR/transcripts.jsonl and summary.json")
     group.add_argument("--subtitles", nargs="+", choices=["srt", "vtt"], help="--merge: also one file per item")
 
@@ -171,7 +177,7 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
             parser.error(f"{flag(inputs[0])} needs --output-dir RUN_DIR (where the run's files go)")
         if not options.batch_seconds > 0:
             parser.error("--batch-seconds must be a positive number of seconds")
-        if options.num_workers < 0:
+        if options.num_workers is not None and options.num_workers < 0:
             parser.error("--num-workers must be >= 0")
         if options.dataset is None:
             for name in ("split", "audio_column", "text_column", "id_column"):

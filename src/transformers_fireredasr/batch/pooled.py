@@ -100,8 +100,8 @@ class PooledTranscriber:
         pipe,
         reader: Callable[[Item], Any],
         call_kwargs: dict,
-        batch_seconds: float = 60.0,
-        num_workers: int = 1,
+        batch_seconds: float = 120.0,
+        num_workers: int = 0,
         progress: Callable[[float], None] | None = None,
     ):
         self.pipe, self.reader = pipe, reader

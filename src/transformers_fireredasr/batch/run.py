@@ -37,8 +37,8 @@ class RunConfig:
     max_segment_seconds: float | None = None
     merge_segments_seconds: float | None = None
     timestamps: str = "segment"  # "segment": the decoded pieces; "word" / "char" add CTC-timed words (tokens)
-    batch_seconds: float = 60.0
-    num_workers: int = 1
+    batch_seconds: float = 120.0
+    num_workers: int | None = None  # None: 1 with CUDA, 0 on the CPU (workers would take the model's cores)
     progress: bool = True
     force: bool = False
 
@@ -145,9 +145,10 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
         file=sys.stderr,
         disable=True if not config.progress else None,
     )
-    transcriber = PooledTranscriber(
-        pipe, AudioReader(spec), config.call_kwargs(), config.batch_seconds, config.num_workers
-    )
+    workers = config.num_workers
+    if workers is None:
+        workers = 1 if pipe.device.type == "cuda" else 0
+    transcriber = PooledTranscriber(pipe, AudioReader(spec), config.call_kwargs(), config.batch_seconds, workers)
     with PartWriter(part_path(run_dir, shard.rank, shard.world_size)) as writer:
         for item, result, seconds, error in transcriber.transcribe(todo):
             writer.write(make_record(item, result, seconds, error, shard, session))
