@@ -214,3 +214,19 @@ def test_a_dataset_input_gives_the_same_transcripts(corpus, reference, tmp_path)
     assert {Path(r["id"]).name: r["text"] for r in rows} == {p.name: expected[p.name] for p in clips.paths[:3]}
     assert {r["reference"] for r in rows} == set(clips.sentences[:3])
     assert "cer" in json.loads((run_dir / "summary.json").read_text())
+
+
+def test_word_timestamps_keep_the_text_and_time_the_subtitles(corpus, reference, tmp_path):
+    run_dir = tmp_path / "run"
+    paths = corpus["clips"].paths[:2]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(p)}) + "\n" for p in paths))
+    assert cli.main(["--manifest", str(manifest), "--output-dir", str(run_dir), "--timestamps", "word", *QUIET]) == 0
+    assert cli.main(["--merge", str(run_dir), "--subtitles", "srt"]) == 0
+    texts = {row["id"]: row["text"] for row in transcripts(reference)}
+    for row in transcripts(run_dir):
+        assert row["text"] == texts[row["id"]]  # word times never change the text
+        assert "".join(word["text"] for word in row["words"]) == row["text"].replace(" ", "")
+        assert all(0 <= w["start"] < w["end"] <= row["duration"] + 0.01 for w in row["words"])
+        cues = parse_srt((run_dir / "subtitles" / f"{Path(row['id']).stem}.srt").read_text())
+        assert cues[0][1] == pytest.approx(row["words"][0]["start"], abs=0.002)
