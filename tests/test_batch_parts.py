@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from transformers_fireredasr.batch import Item, PartWriter, SettingsError, done_ids, latest_records, prepare_run
 from transformers_fireredasr.batch.parts import part_path, read_records
+from transformers_fireredasr.batch.progress import RunProgress
 from transformers_fireredasr.batch.settings import fingerprint, read_items, read_settings
 
 
@@ -74,3 +76,22 @@ def test_model_fingerprint_follows_the_files(tmp_path):
     assert fingerprint(tmp_path) == before
     (tmp_path / "model.safetensors").write_bytes(b"\1" * 100)
     assert fingerprint(tmp_path) != before
+
+
+def test_one_bar_counts_every_rank_s_finished_seconds(tmp_path):
+    items = [Item("a", "a.wav", 1.5), Item("b", "b.wav", 2.0), Item("c", "c.wav", 4.0)]
+    with PartWriter(part_path(tmp_path, 0, 2)) as writer:
+        writer.write(record("a"))
+    progress = RunProgress(tmp_path, items, show=True, interval=0.0, file=io.StringIO())
+    assert progress.bar.n == 1.5 and progress.bar.total == 7.5
+    with PartWriter(part_path(tmp_path, 1, 2)) as writer:  # another rank, and a line still being written
+        writer.write(record("b", "failed"))
+    with part_path(tmp_path, 0, 2).open("a") as f:
+        f.write('{"id": "c", "sta')
+    progress.poll()
+    assert progress.bar.n == 3.5
+    with part_path(tmp_path, 0, 2).open("a") as f:
+        f.write('tus": "ok"}\n')
+    progress.poll()
+    assert progress.bar.n == 7.5
+    assert RunProgress(tmp_path, items, show=False).bar.disable  # ranks other than 0 show none

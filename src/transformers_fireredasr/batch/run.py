@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from .parts import PartWriter, done_ids, part_path
 from .pooled import PooledTranscriber
+from .progress import RunProgress
 from .settings import fingerprint, prepare_run
 from .shards import Shard, current_shard, share
 from .sources import AudioReader, InputSpec, load_items
@@ -137,14 +136,7 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     todo = [item for item in mine if item.id not in done]
     counts = {"assigned": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
     session = {"session": f"{socket.gethostname()}:{os.getpid()}:{started:.3f}", "session_start": round(started, 3)}
-    bar = tqdm(
-        total=round(sum(item.duration for item in mine), 2),
-        initial=round(sum(item.duration for item in mine if item.id in done), 2),
-        unit="s",
-        desc=f"rank {shard.rank}/{shard.world_size}",
-        file=sys.stderr,
-        disable=True if not config.progress else None,
-    )
+    progress = RunProgress(run_dir, items, show=config.progress and shard.rank == 0)
     workers = config.num_workers
     if workers is None:
         workers = 1 if pipe.device.type == "cuda" else 0
@@ -153,11 +145,11 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
         for item, result, seconds, error in transcriber.transcribe(todo):
             writer.write(make_record(item, result, seconds, error, shard, session))
             counts["ok" if error is None else "failed"] += 1
-            bar.update(round(item.duration, 2))
+            progress.poll()
             if error is not None:
                 message = error if item.audio_filepath in error else f"{item.audio_filepath}: {error}"
                 print(f"error: {message}", file=sys.stderr, flush=True)
-    bar.close()
+    progress.close()
     return counts
 
 
