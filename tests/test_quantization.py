@@ -73,3 +73,20 @@ def test_importing_the_package_holds_back_only_torchaos_harmless_notices():
     record = logging.LogRecord("torchao", logging.WARNING, __file__, 1, "Failed to load /x/_C.so: gone", None, None)
     other = logging.LogRecord("torchao", logging.WARNING, __file__, 1, "Skipping import of cpp extensions", None, None)
     assert not drop.filter(record) and drop.filter(other)
+
+
+def test_the_command_line_takes_quantize(capsys):
+    from transformers_fireredasr import cli
+
+    clip = str(CLIPS[0])
+    assert cli.main([clip, "--no-progress"]) == 0
+    expected = capsys.readouterr().out
+    assert cli.main([clip, "--no-progress", "--quantize", "int8-dynamic"]) == 0
+    assert capsys.readouterr().out == expected  # this clip's transcript is unchanged by int8
+    for bad, message in (
+        (["--quantize", "int8-dynamic", "--device", "cuda"], "is a CPU mode"),
+        (["--quantize", "int4"], "invalid choice: 'int4'"),
+    ):
+        with pytest.raises(SystemExit):
+            cli.main([clip, "--no-progress", *bad])
+        assert message in capsys.readouterr().err

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .audio_io import SAMPLING_RATE, decode_file
 from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt  # noqa: F401 - srt_timestamp too
+from .quantization import pipeline_model_kwargs
 
 
 def bundled_model_dir() -> Path | None:
@@ -56,6 +57,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=["int8-weight", "int8-dynamic"],
+        help="CPU int8 through torchao (the quantization extra): int8 weights, or int8 weights and activations; "
+        "accuracy and speed against fp32 are in benchmarks/RESULTS.md",
+    )
     parser.add_argument(
         "--output-format",
         default=None,
@@ -101,6 +109,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_run_arguments(parser)
     options = parser.parse_args(argv)
     check_run_arguments(parser, options)
+    if options.quantize and options.device != "cpu":
+        parser.error(f"--quantize {options.quantize} is a CPU mode (torchao int8); on a GPU use --dtype bfloat16")
     if options.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     if options.merge_segments_seconds is not None and not options.merge_segments_seconds > 0:
@@ -275,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         transformers_logging.disable_progress_bar()
     asr = pipeline(
-        "automatic-speech-recognition", model=str(model), device=options.device, dtype=getattr(torch, options.dtype)
+        "automatic-speech-recognition",
+        model=str(model),
+        device=options.device,
+        dtype=getattr(torch, options.dtype),
+        model_kwargs=pipeline_model_kwargs(options.quantize),
     )
     generate_kwargs = {} if options.num_beams is None else {"num_beams": options.num_beams}
     if options.hotwords:

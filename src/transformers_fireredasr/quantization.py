@@ -15,6 +15,7 @@ measured by `benchmarks/bench_precision.py` and `benchmarks/bench_speed.py --qua
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import sys
@@ -25,6 +26,11 @@ QUANTIZE_MODES = {
 }
 
 
+def pipeline_model_kwargs(mode: str | None) -> dict:
+    """`pipeline(..., model_kwargs=...)` for `--quantize mode` (nothing for None)."""
+    return {} if mode is None else {"quantization_config": quantization_config(mode)}
+
+
 def quantization_config(mode: str):
     """transformers' `TorchAoConfig` for `mode` (one of `QUANTIZE_MODES`); a ValueError names the choices, an
     ImportError says how to install torchao."""
@@ -32,8 +38,10 @@ def quantization_config(mode: str):
         raise ValueError(f"unknown quantization mode {mode!r}: choose one of {', '.join(QUANTIZE_MODES)}")
     if importlib.util.find_spec("torchao") is None:
         raise ImportError(f"--quantize {mode} needs torchao: pip install 'transformers-fireredasr[quantization]'")
-    import torchao.quantization
     from transformers import TorchAoConfig
+
+    with _torchao_notices_dropped():  # its quantization module registers more enums
+        import torchao.quantization
 
     return TorchAoConfig(getattr(torchao.quantization, QUANTIZE_MODES[mode])())
 
@@ -49,6 +57,14 @@ def import_torchao_quietly() -> None:
     """
     if "torchao" in sys.modules or importlib.util.find_spec("torchao") is None:
         return
+    with _torchao_notices_dropped():
+        import torchao  # noqa: F401
+        import torchao.prototype.safetensors.safetensors_support  # noqa: F401 - what transformers imports of it
+
+
+@contextlib.contextmanager
+def _torchao_notices_dropped():
+    """Drops torchao's "Failed to load ...so" warnings and torch's "is an Enum subclass" notices while it lasts."""
     notices = {
         logging.getLogger("torchao"): lambda message: message.startswith("Failed to load") and ".so" in message,
         logging.getLogger("torch.utils._pytree"): lambda message: "is an Enum subclass" in message,
@@ -57,8 +73,7 @@ def import_torchao_quietly() -> None:
     for logger, drop in filters.items():
         logger.addFilter(drop)
     try:
-        import torchao  # noqa: F401
-        import torchao.prototype.safetensors.safetensors_support  # noqa: F401 - what transformers imports of it
+        yield
     finally:
         for logger, drop in filters.items():
             logger.removeFilter(drop)
@@ -75,4 +90,4 @@ class _Drop(logging.Filter):
         return not self.is_notice(str(record.msg))
 
 
-__all__ = ["QUANTIZE_MODES", "import_torchao_quietly", "quantization_config"]
+__all__ = ["QUANTIZE_MODES", "import_torchao_quietly", "pipeline_model_kwargs", "quantization_config"]

@@ -37,6 +37,7 @@ def run_config(options: argparse.Namespace, model: str) -> RunConfig:
         model=model,
         device=options.device,
         dtype=options.dtype,
+        quantize=options.quantize,
         num_beams=options.num_beams,
         hotwords=options.hotwords,
         max_segment_seconds=options.max_segment_seconds,

@@ -31,6 +31,7 @@ class RunConfig:
     model: str
     device: str = "cpu"
     dtype: str = "float32"
+    quantize: str | None = None  # --quantize: a CPU int8 mode (quantization.py)
     num_beams: int | None = None
     hotwords: list | None = None
     max_segment_seconds: float | None = None
@@ -56,7 +57,15 @@ class RunConfig:
         return kwargs
 
     def decoding(self) -> dict[str, Any]:
-        names = ("dtype", "num_beams", "hotwords", "max_segment_seconds", "merge_segments_seconds", "timestamps")
+        names = (
+            "dtype",
+            "quantize",
+            "num_beams",
+            "hotwords",
+            "max_segment_seconds",
+            "merge_segments_seconds",
+            "timestamps",
+        )
         return {name: getattr(self, name) for name in names}
 
 
@@ -78,8 +87,14 @@ def load_pipeline(config: RunConfig, shard: Shard):
     device = config.device
     if device == "cuda" and shard.world_size > 1:
         device = f"cuda:{shard.local_rank % max(torch.cuda.device_count(), 1)}"
+    from ..quantization import pipeline_model_kwargs
+
     return pipeline(
-        "automatic-speech-recognition", model=config.model, device=device, dtype=getattr(torch, config.dtype)
+        "automatic-speech-recognition",
+        model=config.model,
+        device=device,
+        dtype=getattr(torch, config.dtype),
+        model_kwargs=pipeline_model_kwargs(config.quantize),
     )
 
 
