@@ -114,8 +114,9 @@ def build_models(options) -> tuple[torch.nn.Module, torch.nn.Module, argparse.Na
 
     dtype = getattr(torch, options.dtype)
     reference.to(device=options.device, dtype=dtype)
-    ours.to(device=options.device, dtype=getattr(torch, options.ours_dtype or options.dtype))
-    if options.quantize:
+    # bench_speed_llm builds its encoder through here with options of its own, without the reduced-precision ones.
+    ours.to(device=options.device, dtype=getattr(torch, getattr(options, "ours_dtype", None) or options.dtype))
+    if getattr(options, "quantize", None):
         ours = quantized(ours, options.quantize)
     return reference, ours, args, label
 
@@ -141,10 +142,11 @@ def quantized(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 
 def reduced_precision(options) -> str | None:
     """What our side runs in when it is not the reference's precision (its transcripts may then differ)."""
-    if options.quantize:
-        return options.quantize
-    if options.ours_dtype and options.ours_dtype != options.dtype:
-        return options.ours_dtype
+    quantize, ours_dtype = getattr(options, "quantize", None), getattr(options, "ours_dtype", None)
+    if quantize:
+        return quantize
+    if ours_dtype and ours_dtype != options.dtype:
+        return ours_dtype
     return None
 
 
