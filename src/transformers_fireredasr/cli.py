@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio_io import SAMPLING_RATE, decode_file
-from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt  # noqa: F401 - srt_timestamp too
+from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
 from .quantization import pipeline_model_kwargs
 
 
@@ -238,15 +238,7 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
         chunks = [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in segments]
         row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
         if "segments" in result:
-            row["words"] = [
-                {
-                    "start": w["timestamp"][0],
-                    "end": w["timestamp"][1],
-                    "text": w["text"],
-                    "confidence": w["confidence"],
-                }
-                for w in result["chunks"]
-            ]
+            row["words"] = word_records(result["chunks"])
         print(json.dumps(row, ensure_ascii=False), flush=True)
     elif options.output_format in ("srt", "vtt"):
         target = Path(options.output_dir) / (Path(path).stem + "." + options.output_format)

@@ -127,6 +127,14 @@ def _cue(words: Sequence[dict]) -> dict:
     }
 
 
+def word_records(chunks: Sequence[dict]) -> list[dict]:
+    """Timed words as jsonl rows carry them (the CLI's and archive runs'): start, end, text and confidence."""
+    return [
+        {"start": w["timestamp"][0], "end": w["timestamp"][1], "text": w["text"], "confidence": w["confidence"]}
+        for w in chunks
+    ]
+
+
 __all__ = [
     "cues_from_words",
     "split_evenly",
@@ -135,4 +143,5 @@ __all__ = [
     "to_text",
     "to_vtt",
     "vtt_timestamp",
+    "word_records",
 ]

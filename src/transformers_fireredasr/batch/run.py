@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..formats import word_records
 from .parts import PartWriter, done_ids, part_path
 from .pooled import PooledTranscriber
 from .progress import RunProgress
@@ -125,15 +126,7 @@ def make_record(item, result: dict | None, seconds: float, error: str | None, sh
             error=None,
         )
         if "segments" in result:
-            record["words"] = [
-                {
-                    "start": w["timestamp"][0],
-                    "end": w["timestamp"][1],
-                    "text": w["text"],
-                    "confidence": w["confidence"],
-                }
-                for w in result["chunks"]
-            ]
+            record["words"] = word_records(result["chunks"])
         if "confidence" in result:
             record["confidence"] = result["confidence"]
     return {**record, "rank": shard.rank, "world_size": shard.world_size, **session, "finished": round(time.time(), 3)}
