@@ -35,7 +35,14 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .hotwords import DEFAULT_HOTWORD_SCORE, HotwordLogitsProcessor, hotword_lists, token_tries
+from .hotwords import (
+    DEFAULT_HOTWORD_SCORE,
+    HotwordLogitsProcessor,
+    hotword_lists,
+    hotwords_given,
+    model_tokenizer,
+    token_tries,
+)
 from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
 from .transformers_compat import cache_kwarg
 
@@ -330,28 +337,12 @@ class FireRedAedGenerationMixin(GenerationMixin):
         self, hotwords, hotword_score, tokenizer, batch_size: int, num_beams: int, eos_token_id: int
     ) -> list[HotwordLogitsProcessor]:
         """The hotword biasing processor for `generate(hotwords=...)`, or nothing at all without hotwords."""
-        if not hotwords:
-            if hotword_score is not None:
-                raise ValueError("hotword_score was given without hotwords")
+        if not hotwords_given(hotwords, hotword_score):
             return []
         lists = hotword_lists(hotwords, batch_size, DEFAULT_HOTWORD_SCORE if hotword_score is None else hotword_score)
-        tries = token_tries(lists, tokenizer if tokenizer is not None else self._own_tokenizer())
+        tries = token_tries(lists, tokenizer if tokenizer is not None else model_tokenizer(self))
         # One hypothesis per utterance (greedy, sampling) has no rival for a take-back to lose against.
         return [HotwordLogitsProcessor(tries, [eos_token_id], take_back=num_beams > 1)]
-
-    def _own_tokenizer(self):
-        """The tokenizer saved with the model (loaded once), to tokenize hotwords when no `tokenizer=` is given."""
-        if getattr(self, "_fireredasr_tokenizer", None) is None:
-            from transformers import AutoTokenizer
-
-            try:
-                self._fireredasr_tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
-            except Exception as error:
-                raise ValueError(
-                    "hotwords are tokenized with the model's tokenizer, and none could be loaded from "
-                    f"{self.name_or_path!r} ({error}): pass tokenizer=processor.tokenizer"
-                ) from error
-        return self._fireredasr_tokenizer
 
     def _ctc_outputs(self, options: dict, encoder_outputs, frame_mask: torch.Tensor) -> dict:
         """`ctc_log_probs` and `encoder_attention_mask` for `output_ctc_log_probs=True` (else nothing)."""

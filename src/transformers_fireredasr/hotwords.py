@@ -371,6 +371,29 @@ def _is_pair(entry) -> bool:
     return len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], numbers.Real)
 
 
+def hotwords_given(hotwords, hotword_score) -> bool:
+    """Whether `generate` got hotwords (a `hotword_score` without them is a ValueError): nothing is built otherwise."""
+    if not hotwords and hotword_score is not None:
+        raise ValueError("hotword_score was given without hotwords")
+    return bool(hotwords)
+
+
+def model_tokenizer(model):
+    """The tokenizer saved with `model`, loaded once and kept on it: what the AED spells hotwords with, and what the
+    LLM decodes hypotheses with to match them, when `generate` gets no `tokenizer=`."""
+    if getattr(model, "_fireredasr_tokenizer", None) is None:
+        from transformers import AutoTokenizer
+
+        try:
+            model._fireredasr_tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+        except Exception as error:
+            raise ValueError(
+                f"hotwords need the model's tokenizer, and none could be loaded from {model.name_or_path!r} "
+                f"({error}): pass tokenizer=processor.tokenizer"
+            ) from error
+    return model._fireredasr_tokenizer
+
+
 def token_tries(lists: list[list[Hotword]], tokenizer) -> list[PhraseTrie]:
     """Token-id tries of each utterance's phrases, tokenized by the model's own tokenizer; a phrase with a piece the
     vocabulary lacks (`<unk>`) is refused, since it could never be produced. The same list (in later calls too,
@@ -427,6 +450,8 @@ __all__ = [
     "SurfaceHotwordLogitsProcessor",
     "character_tries",
     "hotword_lists",
+    "hotwords_given",
+    "model_tokenizer",
     "parse_hotword_lines",
     "parse_hotwords",
     "read_hotwords_file",

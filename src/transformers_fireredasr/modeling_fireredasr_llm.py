@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     GenerationMixin,
     LogitsProcessorList,
     PreTrainedModel,
@@ -21,7 +20,14 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_fireredasr import FireRedLlmConfig
-from .hotwords import DEFAULT_HOTWORD_SCORE, SurfaceHotwordLogitsProcessor, character_tries, hotword_lists
+from .hotwords import (
+    DEFAULT_HOTWORD_SCORE,
+    SurfaceHotwordLogitsProcessor,
+    character_tries,
+    hotword_lists,
+    hotwords_given,
+    model_tokenizer,
+)
 from .modeling_conformer import FireRedConformerEncoder, check_input_features, init_relative_position_biases
 from .processing_fireredasr import left_pad
 from .transformers_compat import CACHE_NAME, accepts_legacy_cache_name, cache_kwarg
@@ -200,18 +206,9 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
     def _hotword_processors(self, hotwords, hotword_score, tokenizer, batch_size: int, generation_config) -> list:
         """The hotword biasing of `generate(hotwords=...)`, matched on the decoded text (Qwen's BPE merges Hanzi
         differently by context, so a phrase has no one tokenization); nothing at all without hotwords."""
-        if not hotwords:
-            if hotword_score is not None:
-                raise ValueError("hotword_score was given without hotwords")
+        if not hotwords_given(hotwords, hotword_score):
             return []
-        if tokenizer is None:
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
-            except Exception as error:
-                raise ValueError(
-                    f"hotwords are matched on decoded text, and no tokenizer could be loaded from {self.name_or_path!r}"
-                    f" ({error}): pass tokenizer=processor.tokenizer"
-                ) from error
+        tokenizer = tokenizer if tokenizer is not None else model_tokenizer(self)
         score = DEFAULT_HOTWORD_SCORE if hotword_score is None else hotword_score
         eos = generation_config.eos_token_id
         end_ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
