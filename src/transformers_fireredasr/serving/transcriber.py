@@ -223,10 +223,10 @@ class Transcriber:
             )
         confidences = sequence_confidences(output, self.model)
         sequences = output.sequences.to("cpu").tolist()
+        special = set(self.tokenizer.all_special_ids)
         results = []
         for row, (ids, confidence) in enumerate(zip(sequences, confidences, strict=True)):
             text = decode_transcript(self.tokenizer, self.model.config, ids).strip()
-            special = set(self.tokenizer.all_special_ids)
             words = self._words(output, row, ids, segments[row]) if options.word_timestamps else None
             results.append(SegmentResult(text, [token for token in ids if token not in special], confidence, words))
         return results
