@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .audio_io import SAMPLING_RATE, decode_file
 from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
 from .quantization import pipeline_model_kwargs
+from .word_timing import can_time_words
 
 
 def bundled_model_dir() -> Path | None:
@@ -290,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     call_kwargs = {"generate_kwargs": generate_kwargs}
     if options.output_format != "text":
         call_kwargs["return_timestamps"] = True
-    has_ctc_head = getattr(asr.model, "ctc_head", None) is not None
+    has_ctc_head = can_time_words(asr.model)
     if options.timestamps != "segment" and options.output_format == "text":
         print("error: --timestamps word/char needs --output-format jsonl (or srt/vtt)", file=sys.stderr)
         return 2
