@@ -4,8 +4,10 @@
     from_pretrained(folder, quantization_config=quantization_config("int8-dynamic"))
     fireredasr-transcribe --quantize int8-dynamic audio.wav
 
-- `int8-weight`: int8 weights, float activations (half the memory traffic of bf16, a quarter of fp32's);
-- `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (int8 GEMMs).
+- `int8-weight`: int8 weights, float activations (a quarter of fp32's weight memory; on the CPU torchao 0.18
+  dequantizes them for every matmul, so it is slower than fp32 there: measured, benchmarks/RESULTS.md);
+- `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (int8 GEMMs; 4.1x the fp32
+  original at the L size, against our fp32's 2.4x).
 
 Every `nn.Linear` of the encoder and decoder is quantized; the convolutions stay float, and so does the output
 projection, whose weight is the token embeddings' (transformers leaves tied weights alone). bf16 needs no
