@@ -61,16 +61,26 @@ class PartWriter:
         self.close()
 
 
+def part_files(run_dir: str | Path) -> list[Path]:
+    """Every part file of the run, whatever world size wrote it."""
+    return sorted((Path(run_dir) / PARTS_DIR).glob("*.jsonl"))
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """One part-file line as its record, or None for a cut or garbled line (or JSON that is not a record)."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and "id" in record and "status" in record else None
+
+
 def read_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete record in every part file of the run (cut or garbled lines are skipped)."""
-    for path in sorted((Path(run_dir) / PARTS_DIR).glob("*.jsonl")):
+    for path in part_files(run_dir):
         with path.open("rb") as f:
             for line in f:
-                try:
-                    record = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(record, dict) and "id" in record and "status" in record:
+                if (record := parse_record(line)) is not None:
                     yield record
 
 
@@ -93,4 +103,4 @@ def done_ids(run_dir: str | Path) -> set[str]:
     return {key for key, record in latest_records(run_dir).items() if record["status"] == "ok"}
 
 
-__all__ = ["PartWriter", "done_ids", "latest_records", "part_path", "read_records"]
+__all__ = ["PartWriter", "done_ids", "latest_records", "parse_record", "part_files", "part_path", "read_records"]

@@ -4,7 +4,6 @@ and, at most once a second, reads the lines every rank appended to its part file
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .inputs import Item
-from .parts import PARTS_DIR
+from .parts import parse_record, part_files
 
 
 class RunProgress:
@@ -20,7 +19,7 @@ class RunProgress:
 
     def __init__(self, run_dir: str | Path, items: list[Item], show: bool, interval: float = 1.0, file=None):
         """`show`: whether this process shows the bar (on a terminal, or always when writing to `file`)."""
-        self.folder = Path(run_dir) / PARTS_DIR
+        self.run_dir = run_dir
         self.seconds = {item.id: item.duration for item in items}
         self.offsets: dict[Path, int] = {}
         self.finished: set[str] = set()
@@ -40,17 +39,15 @@ class RunProgress:
             return
         self.last = time.monotonic()
         gained = 0.0
-        for path in sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []:
+        for path in part_files(self.run_dir):
             with path.open("rb") as f:
                 f.seek(self.offsets.get(path, 0))
                 data = f.read()
             complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
             self.offsets[path] = self.offsets.get(path, 0) + len(complete)
             for line in complete.splitlines():
-                try:
-                    key = json.loads(line)["id"]
-                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                    continue
+                record = parse_record(line)
+                key = None if record is None else record["id"]
                 if key in self.seconds and key not in self.finished:
                     self.finished.add(key)
                     gained += self.seconds[key]
