@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import formats
 from .audio_io import SAMPLING_RATE, decode_file
-from .formats import cues_from_words, split_evenly, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
+from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
 from .quantization import pipeline_model_kwargs
 from .word_timing import can_time_words
 
@@ -225,18 +226,17 @@ def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failu
 def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
     """srt/vtt cues: per speech segment, cut at pauses between words (when the words are timed) and at the
     longest cue length."""
-    if "segments" in result:  # word times: cut at pauses and before a cue grows too long
-        return cues_from_words(
-            result["segments"], result["chunks"], options.cue_pause_seconds, options.max_cue_seconds
+    if "segments" in result:  # word times: the chunks are words
+        return formats.subtitle_cues(
+            result["segments"], result["chunks"], options.max_cue_seconds, options.cue_pause_seconds
         )
-    return [cue for chunk in result["chunks"] for cue in split_evenly(chunk, options.max_cue_seconds)]
+    return formats.subtitle_cues(result["chunks"], None, options.max_cue_seconds)
 
 
 def write_result(path: str, result: dict, options: argparse.Namespace, several: bool) -> None:
     """Prints (text, jsonl) or writes (srt, vtt) one file's transcript."""
     if options.output_format == "jsonl":
-        segments = result.get("segments", result["chunks"])
-        chunks = [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in segments]
+        chunks = segment_records(result.get("segments", result["chunks"]))
         row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
         if "segments" in result:
             row["words"] = word_records(result["chunks"])

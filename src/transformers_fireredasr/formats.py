@@ -127,6 +127,21 @@ def _cue(words: Sequence[dict]) -> dict:
     }
 
 
+def subtitle_cues(
+    segments: Sequence[dict], words: Sequence[dict] | None, max_cue_s: float = 7.0, max_pause_s: float = 0.6
+) -> list[dict]:
+    """srt/vtt cues, as the CLI and archive merges cut them: from timed `words` when there are any (at pauses and
+    before a cue grows too long, `cues_from_words`), else each speech segment cut evenly (`split_evenly`)."""
+    if words is not None:
+        return cues_from_words(segments, words, max_pause_s, max_cue_s)
+    return [cue for chunk in segments for cue in split_evenly(chunk, max_cue_s)]
+
+
+def segment_records(chunks: Sequence[dict]) -> list[dict]:
+    """Speech segments as jsonl rows carry them (the CLI's and archive runs'): start, end and text."""
+    return [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in chunks]
+
+
 def word_records(chunks: Sequence[dict]) -> list[dict]:
     """Timed words as jsonl rows carry them (the CLI's and archive runs'): start, end, text and confidence."""
     return [
@@ -137,7 +152,9 @@ def word_records(chunks: Sequence[dict]) -> list[dict]:
 
 __all__ = [
     "cues_from_words",
+    "segment_records",
     "split_evenly",
+    "subtitle_cues",
     "srt_timestamp",
     "to_srt",
     "to_text",

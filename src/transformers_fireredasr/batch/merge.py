@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..formats import cues_from_words, split_evenly, to_srt, to_vtt
+from .. import formats
+from ..formats import to_srt, to_vtt
 from .parts import latest_records, read_records
 from .settings import read_items
 
@@ -51,10 +52,8 @@ def _chunks(pieces: Sequence[dict]) -> list[dict]:
 
 def subtitle_cues(record: dict, max_cue_seconds: float = 7.0, pause_seconds: float = 0.6) -> list[dict]:
     """A record's subtitle cues, cut as the CLI cuts them: at pauses between timed words, else evenly."""
-    segments = _chunks(record["segments"])
-    if record.get("words"):
-        return cues_from_words(segments, _chunks(record["words"]), pause_seconds, max_cue_seconds)
-    return [cue for chunk in segments for cue in split_evenly(chunk, max_cue_seconds)]
+    words = _chunks(record["words"]) if record.get("words") else None
+    return formats.subtitle_cues(_chunks(record["segments"]), words, max_cue_seconds, pause_seconds)
 
 
 def _safe_name(text: str) -> str:

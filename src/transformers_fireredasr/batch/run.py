@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..formats import word_records
+from ..formats import segment_records, word_records
 from .parts import PartWriter, done_ids, part_path
 from .pooled import PooledTranscriber
 from .progress import RunProgress
@@ -121,7 +121,7 @@ def make_record(item, result: dict | None, seconds: float, error: str | None, sh
         segments = result.get("segments", result.get("chunks", []))
         record.update(
             text=result["text"],
-            segments=[{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in segments],
+            segments=segment_records(segments),
             status="ok",
             error=None,
         )
