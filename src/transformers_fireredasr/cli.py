@@ -205,6 +205,24 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
     options.output_dir = options.output_dir or "."
 
 
+def pipeline_call_kwargs(
+    num_beams: int | None,
+    hotwords: list | None,
+    max_segment_seconds: float | None,
+    merge_segments_seconds: float | None,
+) -> dict:
+    """The pipeline call options that the decoding flags give, for audio files and archive runs alike."""
+    generate_kwargs: dict = {} if num_beams is None else {"num_beams": num_beams}
+    if hotwords:
+        generate_kwargs["hotwords"] = hotwords
+    kwargs: dict = {"generate_kwargs": generate_kwargs}
+    if max_segment_seconds is not None:
+        kwargs["chunk_length_s"] = max_segment_seconds
+    if merge_segments_seconds is not None:
+        kwargs["merge_segments_s"] = merge_segments_seconds
+    return kwargs
+
+
 def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failures: list[str]) -> list:
     """Pipeline results for `(path, audio)` pairs; if the batch fails, retries file by file so that one bad file
     loses only itself (its error goes to `failures`, its result is None)."""
@@ -284,11 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtype=getattr(torch, options.dtype),
         model_kwargs=pipeline_model_kwargs(options.quantize),
     )
-    generate_kwargs = {} if options.num_beams is None else {"num_beams": options.num_beams}
-    if options.hotwords:
-        generate_kwargs["hotwords"] = options.hotwords
-
-    call_kwargs = {"generate_kwargs": generate_kwargs}
+    call_kwargs = pipeline_call_kwargs(
+        options.num_beams, options.hotwords, options.max_segment_seconds, options.merge_segments_seconds
+    )
     if options.output_format != "text":
         call_kwargs["return_timestamps"] = True
     has_ctc_head = can_time_words(asr.model)
@@ -306,10 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_kwargs["return_timestamps"] = options.timestamps
     elif options.output_format in ("srt", "vtt") and has_ctc_head:
         call_kwargs["return_timestamps"] = "word"  # cues cut at the pauses between words
-    if options.max_segment_seconds is not None:
-        call_kwargs["chunk_length_s"] = options.max_segment_seconds
-    if options.merge_segments_seconds is not None:
-        call_kwargs["merge_segments_s"] = options.merge_segments_seconds
 
     failures: list[str] = []
     # The bar counts seconds of audio; its total grows as each group of files is read (audio is read per group, so

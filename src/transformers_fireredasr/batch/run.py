@@ -45,16 +45,13 @@ class RunConfig:
 
     def call_kwargs(self) -> dict[str, Any]:
         """The pipeline call options, as `fireredasr-transcribe` passes them."""
-        generate_kwargs: dict[str, Any] = {} if self.num_beams is None else {"num_beams": self.num_beams}
-        if self.hotwords:
-            generate_kwargs["hotwords"] = self.hotwords
-        kwargs: dict[str, Any] = {"generate_kwargs": generate_kwargs}
+        from ..cli import pipeline_call_kwargs
+
+        kwargs = pipeline_call_kwargs(
+            self.num_beams, self.hotwords, self.max_segment_seconds, self.merge_segments_seconds
+        )
         if self.timestamps != "segment":  # word times never change the text; segments would (pauses)
             kwargs["return_timestamps"] = self.timestamps
-        if self.max_segment_seconds is not None:
-            kwargs["chunk_length_s"] = self.max_segment_seconds
-        if self.merge_segments_seconds is not None:
-            kwargs["merge_segments_s"] = self.merge_segments_seconds
         return kwargs
 
     def decoding(self) -> dict[str, Any]:
