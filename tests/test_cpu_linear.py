@@ -1,0 +1,141 @@
+"""`PrepackedLinear`: the oneDNN-prepacked fp32 CPU inference path, and every case that must keep nn.Linear's."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
+from transformers_fireredasr import cpu_linear
+from transformers_fireredasr.cpu_linear import PrepackedLinear, release_packed_weights, set_cpu_prepacking
+
+pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reason="this torch has no oneDNN")
+
+
+@pytest.fixture
+def layer():
+    torch.manual_seed(0)
+    return PrepackedLinear(64, 96)
+
+
+@pytest.fixture(autouse=True)
+def prepacking_on():
+    yield
+    set_cpu_prepacking(True)
+
+
+def reference(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.linear(x, layer.weight, layer.bias)
+
+
+def test_is_an_nn_linear_with_the_same_state_dict(layer):
+    """peft, torchao and transformers' initialisation find it as an nn.Linear; checkpoints do not change."""
+    assert isinstance(layer, nn.Linear)
+    assert list(layer.state_dict()) == list(nn.Linear(64, 96).state_dict())
+
+
+@pytest.mark.parametrize("shape", [(3, 64), (3, 1, 64), (2, 250, 64), (1, 64)])
+def test_inference_uses_the_packed_weight_and_agrees_with_linear(layer, shape):
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        out = layer(x)
+    assert layer._packed is not None, "the packed path was not taken"
+    torch.testing.assert_close(out, reference(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_without_bias():
+    layer = PrepackedLinear(32, 16, bias=False)
+    x = torch.randn(3, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+    assert layer._packed is not None
+
+
+def test_autograd_takes_nn_linear_path(layer):
+    """Training and fine-tuning: gradients flow exactly as through nn.Linear, and nothing is packed."""
+    x = torch.randn(3, 64, requires_grad=True)
+    out = layer(x)
+    assert torch.equal(out, reference(layer, x))
+    out.sum().backward()
+    assert layer.weight.grad is not None and x.grad is not None
+    assert layer._packed is None
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_other_dtypes_take_nn_linear_path(layer, dtype):
+    layer = layer.to(dtype)
+    x = torch.randn(3, 64, dtype=dtype)
+    with torch.no_grad():
+        assert torch.equal(layer(x), reference(layer, x))
+    assert layer._packed is None
+
+
+def test_switched_off_is_nn_linear_exactly(layer):
+    set_cpu_prepacking(False)
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        assert torch.equal(layer(x), reference(layer, x))
+    assert layer._packed is None
+
+
+def test_in_place_weight_update_repacks(layer):
+    """load_state_dict copies into the weights in place: the next call must use the new values."""
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        layer(x)
+        layer.load_state_dict({"weight": torch.randn(96, 64), "bias": torch.randn(96)})
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        layer.weight.mul_(2)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        layer.bias.zero_()
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_moving_drops_the_packed_copy_and_copies_still_work(layer):
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        layer(x)
+        for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+            assert clone._packed is None
+            torch.testing.assert_close(clone(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        layer.to(torch.float32)  # a no-op cast still goes through _apply
+        assert layer._packed is None
+        release_packed_weights(nn.Sequential(layer))
+        assert layer._packed is None
+
+
+def test_quantized_weights_take_their_own_path():
+    """A wrapped weight (torchao's int8 tensors) is never packed as if it were a plain fp32 tensor."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model = nn.Sequential(PrepackedLinear(64, 96))
+    quantize_(model, Int8WeightOnlyConfig())
+    with torch.no_grad():
+        model(torch.randn(3, 64))
+    assert model[0]._packed is None
+
+
+@pytest.fixture(scope="module")
+def trained(converted_aed_dir):
+    return load(converted_aed_dir, attn_implementation="sdpa")
+
+
+def test_model_transcripts_match_the_reference_with_and_without_packing(trained, reference_aed, speech):
+    """The whole model (encoder, decoder, output projection) decodes the reference's ids both ways, and the packed
+    path is the one generate takes by default."""
+    model, processor = trained
+    expected = reference_aed.transcribe([u.path for u in speech], **PUBLISHED)
+    for enabled in (True, False):
+        release_packed_weights(model)
+        set_cpu_prepacking(enabled)
+        sequences, texts = transcribe(model, processor, speech)
+        packed = [m for m in model.modules() if isinstance(m, PrepackedLinear) and m._packed is not None]
+        assert bool(packed) == enabled
+        for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
+            assert token_ids(row, model.config) == ids
+            assert text == reference_text
