@@ -1,4 +1,4 @@
-"""`PrepackedLinear`: the oneDNN-prepacked fp32 CPU inference path, and every case that must keep nn.Linear's."""
+"""`cpu_linear.prepacked`: the oneDNN-prepacked fp32 CPU inference path, and every case that must keep nn.Linear's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
 from transformers_fireredasr import cpu_linear
-from transformers_fireredasr.cpu_linear import PrepackedLinear, release_packed_weights, set_cpu_prepacking
+from transformers_fireredasr.cpu_linear import packed_forward, prepacked, release_packed_weights, set_cpu_prepacking
 
 pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reason="this torch has no oneDNN")
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reaso
 @pytest.fixture
 def layer():
     torch.manual_seed(0)
-    return PrepackedLinear(64, 96)
+    return prepacked(nn.Linear(64, 96))
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +32,14 @@ def reference(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return nn.functional.linear(x, layer.weight, layer.bias)
 
 
+def packed(layer: nn.Module):
+    return packed_forward(layer).packed
+
+
 def test_is_an_nn_linear_with_the_same_state_dict(layer):
-    """peft, torchao and transformers' initialisation find it as an nn.Linear; checkpoints do not change."""
-    assert isinstance(layer, nn.Linear)
+    """Still exactly an nn.Linear (transformers' bitsandbytes quantizer replaces only `type(m) is nn.Linear`, peft
+    and torchao look for nn.Linear too); checkpoints do not change."""
+    assert type(layer) is nn.Linear
     assert list(layer.state_dict()) == list(nn.Linear(64, 96).state_dict())
 
 
@@ -43,16 +48,16 @@ def test_inference_uses_the_packed_weight_and_agrees_with_linear(layer, shape):
     x = torch.randn(*shape)
     with torch.inference_mode():
         out = layer(x)
-    assert layer._packed is not None, "the packed path was not taken"
+    assert packed(layer) is not None, "the packed path was not taken"
     torch.testing.assert_close(out, reference(layer, x), rtol=1e-5, atol=1e-5)
 
 
 def test_without_bias():
-    layer = PrepackedLinear(32, 16, bias=False)
+    layer = prepacked(nn.Linear(32, 16, bias=False))
     x = torch.randn(3, 32)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
-    assert layer._packed is not None
+    assert packed(layer) is not None
 
 
 def test_autograd_takes_nn_linear_path(layer):
@@ -62,7 +67,7 @@ def test_autograd_takes_nn_linear_path(layer):
     assert torch.equal(out, reference(layer, x))
     out.sum().backward()
     assert layer.weight.grad is not None and x.grad is not None
-    assert layer._packed is None
+    assert packed(layer) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
@@ -71,7 +76,7 @@ def test_other_dtypes_take_nn_linear_path(layer, dtype):
     x = torch.randn(3, 64, dtype=dtype)
     with torch.no_grad():
         assert torch.equal(layer(x), reference(layer, x))
-    assert layer._packed is None
+    assert packed(layer) is None
 
 
 def test_switched_off_is_nn_linear_exactly(layer):
@@ -79,7 +84,30 @@ def test_switched_off_is_nn_linear_exactly(layer):
     x = torch.randn(3, 64)
     with torch.no_grad():
         assert torch.equal(layer(x), reference(layer, x))
-    assert layer._packed is None
+    assert packed(layer) is None
+
+
+def test_a_move_or_cast_drops_the_packed_copy(layer):
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        layer(x)
+        layer.to(torch.bfloat16)
+        assert torch.equal(layer(x.bfloat16()), reference(layer, x.bfloat16()))
+        assert packed(layer) is None
+        layer.to(torch.float32)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        assert packed(layer) is not None
+
+
+def test_bitsandbytes_quantizer_still_replaces_the_linears():
+    """transformers' bitsandbytes integration swaps `type(m) is nn.Linear` modules: ours must stay that type."""
+    pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+    from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+
+    model = nn.Sequential(prepacked(nn.Linear(64, 96)))
+    model = replace_with_bnb_linear(model, quantization_config=BitsAndBytesConfig(load_in_8bit=True))
+    assert type(model[0]).__name__ == "Linear8bitLt"
 
 
 def test_in_place_weight_update_repacks(layer):
@@ -95,17 +123,15 @@ def test_in_place_weight_update_repacks(layer):
         torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
 
 
-def test_moving_drops_the_packed_copy_and_copies_still_work(layer):
+def test_copies_repack_on_their_first_call(layer):
     x = torch.randn(3, 64)
     with torch.no_grad():
         layer(x)
         for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-            assert clone._packed is None
+            assert packed(clone) is None and packed_forward(clone).linear is clone
             torch.testing.assert_close(clone(x), reference(layer, x), rtol=1e-5, atol=1e-5)
-        layer.to(torch.float32)  # a no-op cast still goes through _apply
-        assert layer._packed is None
         release_packed_weights(nn.Sequential(layer))
-        assert layer._packed is None
+        assert packed(layer) is None
 
 
 def test_quantized_weights_take_their_own_path():
@@ -113,11 +139,11 @@ def test_quantized_weights_take_their_own_path():
     pytest.importorskip("torchao")
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
-    model = nn.Sequential(PrepackedLinear(64, 96))
+    model = nn.Sequential(prepacked(nn.Linear(64, 96)))
     quantize_(model, Int8WeightOnlyConfig())
     with torch.no_grad():
         model(torch.randn(3, 64))
-    assert model[0]._packed is None
+    assert packed(model[0]) is None
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +160,8 @@ def test_model_transcripts_match_the_reference_with_and_without_packing(trained,
         release_packed_weights(model)
         set_cpu_prepacking(enabled)
         sequences, texts = transcribe(model, processor, speech)
-        packed = [m for m in model.modules() if isinstance(m, PrepackedLinear) and m._packed is not None]
-        assert bool(packed) == enabled
+        made = [m for m in model.modules() if packed_forward(m) is not None and packed(m) is not None]
+        assert bool(made) == enabled
         for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
             assert token_ids(row, model.config) == ids
             assert text == reference_text

@@ -1,4 +1,4 @@
-"""`nn.Linear` that, for fp32 inference on the CPU, multiplies with a oneDNN-prepacked copy of its weight.
+"""`nn.Linear`s that, for fp32 inference on the CPU, multiply with a oneDNN-prepacked copy of their weight.
 
 Why: `F.linear` in fp32 on the CPU goes to the BLAS sgemm that torch links (MKL). For the decoder's shapes (three
 beam rows against a 1280 x 5120 weight) it reads the weights at 5-8 GB/s on this machine's AMD EPYC, while
@@ -30,7 +30,7 @@ _enabled = True
 
 
 def set_cpu_prepacking(enabled: bool) -> None:
-    """Switches the prepacked fp32 CPU path of every `PrepackedLinear` on (the default) or off."""
+    """Switches the prepacked fp32 CPU path of every `prepacked` Linear on (the default) or off."""
     global _enabled
     _enabled = bool(enabled)
 
@@ -40,63 +40,85 @@ def cpu_prepacking_available() -> bool:
     return _SUPPORTED
 
 
-class PrepackedLinear(nn.Linear):
-    """`nn.Linear` with the same parameters and state dict, faster for fp32 inference on the CPU (module docstring)."""
+class PrepackedForward:
+    """The `forward` of one `nn.Linear` (set on the instance by `prepacked`): the packed product when it can be used,
+    else `nn.Linear.forward` itself."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._packed: tuple[tuple, torch.Tensor] | None = None
+    def __init__(self, linear: nn.Linear):
+        self.linear = linear
+        self.packed: tuple[tuple, torch.Tensor] | None = None
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self._can_prepack(input):
-            return super().forward(input)
+    def __call__(self, input: torch.Tensor) -> torch.Tensor:
+        linear = self.linear
+        if not (self._weights_packable() and self._call_packable(input)):
+            return nn.Linear.forward(linear, input)
         key = self._weight_key()
-        if self._packed is None or self._packed[0] != key:
-            self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), 3))
-        bias = None if self.bias is None else self.bias.detach()
-        return torch.ops.mkldnn._linear_pointwise(input, self._packed[1], bias, "none", [], "")
+        if self.packed is None or self.packed[0] != key:
+            self.packed = (key, torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 3))
+        bias = None if linear.bias is None else linear.bias.detach()
+        return torch.ops.mkldnn._linear_pointwise(input, self.packed[1], bias, "none", [], "")
 
-    def _can_prepack(self, input: torch.Tensor) -> bool:
-        weight = self.weight
+    def _weights_packable(self) -> bool:
+        """Plain fp32 CPU weights; otherwise a packed copy is stale and is dropped (moved, cast or quantized)."""
+        weight, bias = self.linear.weight, self.linear.bias
+        plain = (
+            weight.device.type == "cpu"
+            and weight.dtype == torch.float32
+            and type(weight.data) is torch.Tensor  # not torchao's quantized tensors or another wrapper
+            and (bias is None or (type(bias.data) is torch.Tensor and bias.dtype == torch.float32))
+            and not hasattr(self.linear, "_hf_hook")  # accelerate may swap the weight in and out around every call
+        )
+        if not plain:
+            self.packed = None
+        return plain
+
+    @staticmethod
+    def _call_packable(input: torch.Tensor) -> bool:
         return (
             _enabled
             and _SUPPORTED
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
-            and not hasattr(self, "_hf_hook")  # accelerate may swap the weight in and out around every call
             and input.device.type == "cpu"
-            and weight.device.type == "cpu"
             and input.dtype == torch.float32
-            and weight.dtype == torch.float32
-            and type(weight.data) is torch.Tensor  # not a quantized or otherwise wrapped tensor
-            and (self.bias is None or type(self.bias.data) is torch.Tensor)
             and input.dim() >= 2
         )
 
     def _weight_key(self) -> tuple:
-        bias = self.bias
-        return (
-            self.weight.data_ptr(),
-            self.weight._version,
-            None if bias is None else (bias.data_ptr(), bias._version),
-        )
+        weight, bias = self.linear.weight, self.linear.bias
+        return (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
 
-    def _apply(self, fn, recurse: bool = True):
-        self._packed = None  # a move or cast makes the packed copy stale
-        return super()._apply(fn, recurse)
+    def __getstate__(self) -> dict:
+        return {"linear": self.linear, "packed": None}  # pickled or deep-copied modules repack on their first call
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        state["_packed"] = None  # pickled or deep-copied modules repack on their first call
-        return state
+
+def prepacked(linear: nn.Linear) -> nn.Linear:
+    """`linear`, still an `nn.Linear` of that very class, whose calls take the prepacked fp32 CPU path (module
+    docstring). The class is kept rather than subclassed because transformers' quantizers replace only modules
+    whose type is exactly `nn.Linear` (bitsandbytes: `type(module) is nn.Linear`)."""
+    linear.forward = PrepackedForward(linear)
+    return linear
+
+
+def packed_forward(module: nn.Module) -> PrepackedForward | None:
+    """The `PrepackedForward` of a Linear made by `prepacked`, else None."""
+    forward = module.__dict__.get("forward")
+    return forward if isinstance(forward, PrepackedForward) else None
 
 
 def release_packed_weights(model: nn.Module) -> None:
     """Frees every packed copy under `model` (they are made again on the next fp32 CPU inference call)."""
     for module in model.modules():
-        if isinstance(module, PrepackedLinear):
-            module._packed = None
+        forward = packed_forward(module)
+        if forward is not None:
+            forward.packed = None
 
 
-__all__ = ["PrepackedLinear", "cpu_prepacking_available", "release_packed_weights", "set_cpu_prepacking"]
+__all__ = [
+    "PrepackedForward",
+    "cpu_prepacking_available",
+    "packed_forward",
+    "prepacked",
+    "release_packed_weights",
+    "set_cpu_prepacking",
+]

@@ -21,7 +21,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_fireredasr import FireRedConformerConfig
-from .cpu_linear import PrepackedLinear
+from .cpu_linear import prepacked
 
 # The original computes the frequency term from a float32 log turned into a Python float; keep the same bits.
 _LOG_10000 = torch.log(torch.tensor(10000.0)).item()
@@ -103,7 +103,7 @@ class FireRedConformerSubsampling(nn.Module):
         self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
         freq_bins = ((config.num_mel_bins - 1) // 2 - 1) // 2
-        self.out = PrepackedLinear(channels * freq_bins, config.hidden_size)
+        self.out = prepacked(nn.Linear(channels * freq_bins, config.hidden_size))
 
     def forward(self, input_features: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the subsampled features `(B, T', D)` and the boolean mask `(B, T')` of real frames."""
@@ -135,8 +135,8 @@ class FireRedConformerFeedForward(nn.Module):
     def __init__(self, config: FireRedConformerConfig):
         super().__init__()
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.linear1 = PrepackedLinear(config.hidden_size, config.intermediate_size)
-        self.linear2 = PrepackedLinear(config.intermediate_size, config.hidden_size)
+        self.linear1 = prepacked(nn.Linear(config.hidden_size, config.intermediate_size))
+        self.linear2 = prepacked(nn.Linear(config.intermediate_size, config.hidden_size))
         self.activation_dropout = nn.Dropout(config.activation_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -159,11 +159,11 @@ class FireRedConformerAttention(nn.Module):
         self.q_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.k_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.v_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.q_proj = PrepackedLinear(config.hidden_size, width, bias=False)
-        self.k_proj = PrepackedLinear(config.hidden_size, width, bias=False)
-        self.v_proj = PrepackedLinear(config.hidden_size, width, bias=False)
-        self.o_proj = PrepackedLinear(width, config.hidden_size, bias=False)
-        self.relative_k_proj = PrepackedLinear(config.hidden_size, width, bias=False)
+        self.q_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
+        self.k_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
+        self.v_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
+        self.o_proj = prepacked(nn.Linear(width, config.hidden_size, bias=False))
+        self.relative_k_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
         self.bias_u = nn.Parameter(torch.zeros(self.num_heads, self.head_dim))
         self.bias_v = nn.Parameter(torch.zeros(self.num_heads, self.head_dim))
 
