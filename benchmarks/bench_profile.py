@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, result in (("encoder", encoder_profile), ("beam search", decoder_profile)):
         print(f"\n## {name}: top operators by self CPU time\n")
-        print(
-            result.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=options.rows)
-        )
+        print(result.key_averages().table(sort_by="self_cpu_time_total", row_limit=options.rows))
+        print(f"\n## {name}: by input shape\n")
+        shapes = result.key_averages(group_by_input_shape=True)
+        print(shapes.table(sort_by="self_cpu_time_total", row_limit=options.rows))
     return 0
 
 

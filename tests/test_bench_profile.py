@@ -1,0 +1,29 @@
+"""The profiling script runs at a tiny size: encoder and decoder timed apart, per-step figures, operator tables."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.benchmark_scripts import benchmark_module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    pytest.importorskip("fireredasr.models.fireredasr_aed")
+    yield from benchmark_module("bench_profile")
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_profile_prints_parts_steps_and_operators(bench, capsys, cache):
+    argv = ["--size", "tiny", "--seconds", "2", "--max-new-tokens", "8", "--repeats", "1", "--rows", "5"]
+    assert bench.main([*argv, "--cache", cache]) == 0
+    output = capsys.readouterr().out
+    assert re.search(r"encoder \d+\.\d+ s; beam search \d+\.\d+ s = \d+\.\d+ ms per step", output)
+    assert re.search(r"decoder weights read per step \d+\.\d+ GB -> [\d.]+ GB/s; copy bandwidth [\d.]+ GB/s", output)
+    assert "tiny, batch 1, beam 3, 2 s, 8 steps" in output
+    for part in ("encoder", "beam search"):
+        assert f"## {part}: top operators by self CPU time" in output
+        assert f"## {part}: by input shape" in output
+    assert "mkldnn::_linear_pointwise" in output, "fp32 CPU products should run on the prepacked weights"
