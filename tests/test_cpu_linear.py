@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reaso
 @pytest.fixture
 def layer():
     torch.manual_seed(0)
-    return prepacked(nn.Linear(64, 96))
+    return prepacked(nn.Linear(384, 512))
 
 
 @pytest.fixture(autouse=True)
@@ -43,26 +43,40 @@ def test_is_an_nn_linear_with_the_same_state_dict(layer):
     assert list(layer.state_dict()) == list(nn.Linear(64, 96).state_dict())
 
 
-@pytest.mark.parametrize("shape", [(3, 64), (3, 1, 64), (2, 250, 64), (1, 64)])
+@pytest.mark.parametrize("shape", [(3, 384), (3, 1, 384), (2, 250, 384), (8, 384)])
 def test_inference_uses_the_packed_weight_and_agrees_with_linear(layer, shape):
-    x = torch.randn(*shape)
+    x = torch.randn(*shape[:-1], 384)
     with torch.inference_mode():
         out = layer(x)
     assert packed(layer) is not None, "the packed path was not taken"
-    torch.testing.assert_close(out, reference(layer, x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, reference(layer, x), rtol=1e-4, atol=1e-4)
+
+
+def test_small_products_keep_nn_linear_exactly():
+    """Below MIN_PACKED_WORK (rows x weight elements) sgemm beats oneDNN's per-call cost: the bundled demo's
+    decoder steps. Its encoder's many frames are packed."""
+    layer = prepacked(nn.Linear(128, 384))
+    with torch.no_grad():
+        x = torch.randn(3, 128)
+        assert torch.equal(layer(x), reference(layer, x))
+        assert packed(layer) is None
+        frames = torch.randn(1, 200, 128)
+        torch.testing.assert_close(layer(frames), reference(layer, frames), rtol=1e-4, atol=1e-4)
+        assert packed(layer) is not None
+        assert torch.equal(layer(x), reference(layer, x)), "small calls keep sgemm after a large one packed"
 
 
 def test_without_bias():
-    layer = prepacked(nn.Linear(32, 16, bias=False))
-    x = torch.randn(3, 32)
+    layer = prepacked(nn.Linear(384, 512, bias=False))
+    x = torch.randn(3, 384)
     with torch.no_grad():
-        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
     assert packed(layer) is not None
 
 
 def test_autograd_takes_nn_linear_path(layer):
     """Training and fine-tuning: gradients flow exactly as through nn.Linear, and nothing is packed."""
-    x = torch.randn(3, 64, requires_grad=True)
+    x = torch.randn(3, 384, requires_grad=True)
     out = layer(x)
     assert torch.equal(out, reference(layer, x))
     out.sum().backward()
@@ -73,7 +87,7 @@ def test_autograd_takes_nn_linear_path(layer):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
 def test_other_dtypes_take_nn_linear_path(layer, dtype):
     layer = layer.to(dtype)
-    x = torch.randn(3, 64, dtype=dtype)
+    x = torch.randn(3, 384, dtype=dtype)
     with torch.no_grad():
         assert torch.equal(layer(x), reference(layer, x))
     assert packed(layer) is None
@@ -81,21 +95,21 @@ def test_other_dtypes_take_nn_linear_path(layer, dtype):
 
 def test_switched_off_is_nn_linear_exactly(layer):
     set_cpu_prepacking(False)
-    x = torch.randn(3, 64)
+    x = torch.randn(3, 384)
     with torch.no_grad():
         assert torch.equal(layer(x), reference(layer, x))
     assert packed(layer) is None
 
 
 def test_a_move_or_cast_drops_the_packed_copy(layer):
-    x = torch.randn(3, 64)
+    x = torch.randn(3, 384)
     with torch.no_grad():
         layer(x)
         layer.to(torch.bfloat16)
         assert torch.equal(layer(x.bfloat16()), reference(layer, x.bfloat16()))
         assert packed(layer) is None
         layer.to(torch.float32)
-        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
         assert packed(layer) is not None
 
 
@@ -105,31 +119,31 @@ def test_bitsandbytes_quantizer_still_replaces_the_linears():
     from transformers import BitsAndBytesConfig
     from transformers.integrations.bitsandbytes import replace_with_bnb_linear
 
-    model = nn.Sequential(prepacked(nn.Linear(64, 96)))
+    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
     model = replace_with_bnb_linear(model, quantization_config=BitsAndBytesConfig(load_in_8bit=True))
     assert type(model[0]).__name__ == "Linear8bitLt"
 
 
 def test_in_place_weight_update_repacks(layer):
     """load_state_dict copies into the weights in place: the next call must use the new values."""
-    x = torch.randn(3, 64)
+    x = torch.randn(3, 384)
     with torch.no_grad():
         layer(x)
-        layer.load_state_dict({"weight": torch.randn(96, 64), "bias": torch.randn(96)})
-        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        layer.load_state_dict({"weight": torch.randn(512, 384), "bias": torch.randn(512)})
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
         layer.weight.mul_(2)
-        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
         layer.bias.zero_()
-        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
 
 
 def test_copies_repack_on_their_first_call(layer):
-    x = torch.randn(3, 64)
+    x = torch.randn(3, 384)
     with torch.no_grad():
         layer(x)
         for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
             assert packed(clone) is None and packed_forward(clone).linear is clone
-            torch.testing.assert_close(clone(x), reference(layer, x), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(clone(x), reference(layer, x), rtol=1e-4, atol=1e-4)
         release_packed_weights(nn.Sequential(layer))
         assert packed(layer) is None
 
@@ -139,10 +153,10 @@ def test_quantized_weights_take_their_own_path():
     pytest.importorskip("torchao")
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
-    model = nn.Sequential(prepacked(nn.Linear(64, 96)))
+    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
     quantize_(model, Int8WeightOnlyConfig())
     with torch.no_grad():
-        model(torch.randn(3, 64))
+        model(torch.randn(3, 384))
     assert packed(model[0]) is None
 
 
@@ -151,9 +165,10 @@ def trained(converted_aed_dir):
     return load(converted_aed_dir, attn_implementation="sdpa")
 
 
-def test_model_transcripts_match_the_reference_with_and_without_packing(trained, reference_aed, speech):
+def test_model_transcripts_match_the_reference_with_and_without_packing(trained, reference_aed, speech, monkeypatch):
     """The whole model (encoder, decoder, output projection) decodes the reference's ids both ways, and the packed
-    path is the one generate takes by default."""
+    path is the one generate takes by default (the fixture is small: every size is packed here)."""
+    monkeypatch.setattr(cpu_linear, "MIN_PACKED_WORK", 0)
     model, processor = trained
     expected = reference_aed.transcribe([u.path for u in speech], **PUBLISHED)
     for enabled in (True, False):
