@@ -9,7 +9,8 @@ results differ from sgemm's only by fp32 rounding (another summation order). tor
 here), which costs minutes of compiling per shape at the published size; this module calls the same operators
 eagerly.
 
-The packed copy is made on the first call that can use it and kept while the weight's storage and version stay
+Products too small to gain (fewer than `MIN_PACKED_WORK` rows x weight elements) keep sgemm. The packed copy is
+made on the first call that can use it and kept while the weight's storage and version stay
 the same (an in-place update or a `.to()` repacks or drops it). Everything else takes `nn.Linear`'s own path:
 autograd (training, fine-tuning), other dtypes and devices, quantized or offloaded weights, compiling. The packed
 copies cost as much memory as the fp32 weights they copy; `set_cpu_prepacking(False)` turns the path off (and
