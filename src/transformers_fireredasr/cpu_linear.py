@@ -6,8 +6,7 @@ oneDNN's matmul on a weight reordered once into its blocked layout reads them at
 at the encoder's 250-row shapes too (benchmarks/RESULTS.md, "Where the time goes at the published size"). The
 results differ from sgemm's only by fp32 rounding (another summation order). torch exposes this only inside
 `torch.compile` (Inductor's weight prepacking under `freezing`, through the `torch.ops.mkldnn` operators used
-here), which costs minutes of compiling per shape at the published size; this module calls the same operators
-eagerly.
+here), which means compiling the model for its input shapes first; this module calls the same operators eagerly.
 
 Products too small to gain (fewer than `MIN_PACKED_WORK` rows x weight elements) keep sgemm. The packed copy is
 made on the first call that can use it and kept while the weight's storage and version stay
