@@ -15,6 +15,7 @@ AED-L), then, on one `--seconds` utterance with the published beam-3 decoding:
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -70,7 +71,7 @@ def decoder_weight_bytes(model) -> int:
     """Bytes one decoding step reads at least: every decoder weight but the cached cross-attention K/V projections."""
     total = 0
     for name, parameter in model.model.decoder.named_parameters():
-        if "encoder_attn" in name and any(part in name for part in ("k_proj", "v_proj", "w_ks", "w_vs")):
+        if "encoder_attn" in name and ("k_proj" in name or "v_proj" in name):
             continue
         total += parameter.numel() * parameter.element_size()
     return total
@@ -78,7 +79,6 @@ def decoder_weight_bytes(model) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from torch.profiler import ProfilerActivity, profile
-    from transformers import EncoderDecoderCache, StaticCache
 
     from transformers_fireredasr.generation_fireredasr import original_beam_search
 
@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         encoded = encoder(features, attention_mask=mask)
         hidden, frame_mask = encoded.last_hidden_state, encoded.attention_mask
 
+        # The cache generate() would use: the model's own choice for the requested implementation.
+        cache_config = copy.deepcopy(config)
+        cache_config.cache_implementation = options.cache
+        rows = options.batch * options.beam
+
         def search():
-            cache = None
-            if options.cache == "static":
-                cache = EncoderDecoderCache(
-                    StaticCache(config=ours.config, max_cache_len=options.max_new_tokens),
-                    StaticCache(config=ours.config, max_cache_len=hidden.shape[1]),
-                )
+            cache, _ = ours._decoding_cache(cache_config, rows, options.max_new_tokens, hidden.shape[1])
             return original_beam_search(
                 ours, hidden, frame_mask, torch.full((options.batch,), options.max_new_tokens), options.beam, 1,
                 DECODING["softmax_smoothing"], DECODING["eos_penalty"], DECODING["length_penalty"],
