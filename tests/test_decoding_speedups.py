@@ -109,6 +109,43 @@ def test_asking_less_often_whether_all_finished_changes_nothing(trained, cache_i
         assert torch.equal(scores, other_scores)
 
 
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_beams_share_their_utterance_encoder_row(converted_odd_dir, attn_implementation, speech):
+    """The beam search passes one encoder row per utterance and lets its `beams` consecutive decoder rows share
+    it: the decoder's logits, cached cross-attention keys and attention weights are those it gives on the encoder
+    output repeated per beam (ragged frames, two tokens per row, so padding and several queries are covered)."""
+    model, processor = load(converted_odd_dir, attn_implementation=attn_implementation)
+    beams = 3
+    inputs = processor([u.audio for u in (speech[0], speech[-1])], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(inputs["input_features"], attention_mask=inputs["attention_mask"])
+        frame_mask = encoder_frame_mask(encoder_outputs, inputs["attention_mask"])
+        assert not frame_mask.all(), "the batch must be ragged"
+        tokens = torch.randint(5, model.config.vocab_size, (2 * beams, 2), generator=torch.Generator().manual_seed(0))
+
+        def decode(hidden, mask):
+            return model.model.decoder(
+                input_ids=tokens,
+                encoder_hidden_states=hidden,
+                encoder_attention_mask=mask,
+                use_cache=True,
+                output_attentions=True,
+            )
+
+        shared = decode(encoder_outputs[0], frame_mask)
+        repeated = decode(encoder_outputs[0].repeat_interleave(beams, 0), frame_mask.repeat_interleave(beams, 0))
+    torch.testing.assert_close(shared.last_hidden_state, repeated.last_hidden_state, rtol=1e-5, atol=1e-5)
+    cross = shared.past_key_values.cross_attention_cache.layers[0].keys
+    assert cross.shape[0] == 2 and repeated.past_key_values.cross_attention_cache.layers[0].keys.shape[0] == 6
+    if attn_implementation == "eager":  # sdpa returns no weights
+        for ours, theirs in zip(shared.cross_attentions, repeated.cross_attentions, strict=True):
+            assert ours.shape == theirs.shape == (2 * beams, model.config.decoder_attention_heads, 2, cross.shape[2])
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # and generate's beam search caches one cross-attention row per utterance
+        model.generate(**inputs, num_beams=beams, max_new_tokens=3, cache_implementation="static")
+    assert model._fireredasr_static_cache[1].cross_attention_cache.layers[0].keys.shape[0] == 2
+
+
 def test_unsupported_cache_implementation_is_refused(trained, speech):
     model, processor = trained
     with pytest.raises(ValueError, match="cache_implementation='offloaded'.*'dynamic'.*'static'"):

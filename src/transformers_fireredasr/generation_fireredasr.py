@@ -182,8 +182,8 @@ def original_beam_search(
     beams = num_beams
     rows = batch * beams
     device = encoder_hidden_states.device
-    encoder_hidden_states = encoder_hidden_states.repeat_interleave(beams, dim=0)
-    encoder_attention_mask = encoder_attention_mask.repeat_interleave(beams, dim=0)
+    # The encoder output stays one row per utterance: the decoder's cross-attention lets the `beams` consecutive rows
+    # of an utterance share it, so its keys and values are computed and cached once, not `beams` times.
     row_limit = max_new_tokens.to(device).repeat_interleave(beams).view(rows, 1)
 
     ys = torch.full((rows, 1), decoder_start_token_id, dtype=torch.long, device=device)

@@ -82,10 +82,19 @@ class FireRedAedAttention(nn.Module):
             key, value = cache.layers[self.layer_idx].keys, cache.layers[self.layer_idx].values
         else:
             source = key_value_states if is_cross_attention else hidden_states
-            key = self.k_proj(source).view(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
-            value = self.v_proj(source).view(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
+            key = self.k_proj(source).view(source.shape[0], -1, self.num_heads, self.head_dim).transpose(1, 2)
+            value = self.v_proj(source).view(source.shape[0], -1, self.num_heads, self.head_dim).transpose(1, 2)
             if cache is not None:
                 key, value = cache.update(key, value, self.layer_idx)
+
+        # Rows that share one encoder row (the beams of one utterance, consecutive) attend to it as one row with
+        # `group * length` queries: its keys and values are projected, cached and read once, not once per beam.
+        group = batch // key.shape[0]
+        if group > 1:
+            query = query.reshape(key.shape[0], group, self.num_heads, length, self.head_dim).transpose(1, 2)
+            query = query.reshape(key.shape[0], self.num_heads, group * length, self.head_dim)
+            if attention_mask is not None:  # the encoder mask is the same for every query
+                attention_mask = attention_mask[:, :, :1]
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -101,6 +110,9 @@ class FireRedAedAttention(nn.Module):
             is_causal=self.is_causal and attention_mask is None and length > 1,
             **kwargs,
         )
+        if group > 1 and attn_weights is not None:  # back to one row per query row, like the output
+            attn_weights = attn_weights.reshape(key.shape[0], self.num_heads, group, length, -1).transpose(1, 2)
+            attn_weights = attn_weights.reshape(batch, self.num_heads, length, -1)
         return self.o_proj(attn_output.reshape(batch, length, -1)), attn_weights
 
 
