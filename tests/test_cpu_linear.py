@@ -180,3 +180,52 @@ def test_model_transcripts_match_the_reference_with_and_without_packing(trained,
         for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
             assert token_ids(row, model.config) == ids
             assert text == reference_text
+
+
+def test_pointwise_conv_takes_the_packed_path_and_agrees_with_conv1d():
+    """The Conformer's kernel-1 convolutions are the same product over channels: packed, the output equals
+    `nn.Conv1d`'s and is the time-major view the depthwise conv after it runs fastest on; with autograd the conv's
+    own path runs; other convolutions are refused."""
+    torch.manual_seed(0)
+    conv = prepacked(nn.Conv1d(256, 1024, kernel_size=1, bias=False))
+    assert type(conv) is nn.Conv1d and list(conv.state_dict()) == ["weight"]
+    x = torch.randn(2, 256, 250)
+    expected = nn.functional.conv1d(x, conv.weight)
+    with torch.no_grad():
+        out = conv(x)
+    assert packed(conv) is not None, "the packed path was not taken"
+    assert out.shape == expected.shape and out.stride(1) == 1  # (batch, channels, time), channels innermost
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    out = conv(x.requires_grad_())
+    out.sum().backward()
+    assert out.is_contiguous() and x.grad is not None
+    with pytest.raises(ValueError, match="pointwise Conv1d"):
+        prepacked(nn.Conv1d(8, 8, kernel_size=3))
+    with pytest.raises(TypeError, match="nn.Linear or a pointwise nn.Conv1d"):
+        prepacked(nn.Conv2d(8, 8, kernel_size=1))
+
+
+def test_depthwise_conv_on_time_major_input_runs_as_conv2d(monkeypatch):
+    """`FireRedDepthwiseConv1d` gives `nn.Conv1d`'s results on either layout; on a time-major input (what the
+    packed pointwise conv returns) it runs as a 2-D convolution, which oneDNN's depthwise kernel runs far faster,
+    gradients included."""
+    from transformers_fireredasr.modeling_conformer import FireRedDepthwiseConv1d
+
+    torch.manual_seed(0)
+    conv = FireRedDepthwiseConv1d(64, 64, 33, padding=16, groups=64, bias=False)
+    plain = nn.Conv1d(64, 64, 33, padding=16, groups=64, bias=False)
+    plain.load_state_dict(conv.state_dict())
+    time_major = torch.randn(2, 250, 64).transpose(1, 2)
+    calls = []
+    conv2d = nn.functional.conv2d
+    monkeypatch.setattr(nn.functional, "conv2d", lambda *a, **k: calls.append(1) or conv2d(*a, **k))
+    for x in (time_major, time_major.contiguous()):
+        calls.clear()
+        with torch.no_grad():
+            torch.testing.assert_close(conv(x), plain(x), rtol=1e-5, atol=1e-5)
+        assert bool(calls) == (x is time_major)
+    x = time_major.clone().requires_grad_()
+    conv(x).square().sum().backward()
+    expected = time_major.clone().requires_grad_()
+    plain(expected).square().sum().backward()
+    torch.testing.assert_close(x.grad, expected.grad, rtol=1e-4, atol=1e-4)

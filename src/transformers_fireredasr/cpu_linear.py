@@ -7,10 +7,12 @@ at the encoder's 250-row shapes too (benchmarks/RESULTS.md, "Where the time goes
 results differ from sgemm's only by fp32 rounding (another summation order). torch exposes this only inside
 `torch.compile` (Inductor's weight prepacking under `freezing`, through the `torch.ops.mkldnn` operators used
 here), which means compiling the model for its input shapes first; this module calls the same operators eagerly.
+The Conformer's pointwise convolutions (`Conv1d`, kernel 1) are the same product over channels and take the same
+path: oneDNN's convolution reorders their weight on every call.
 
 Products too small to gain (fewer than `MIN_PACKED_WORK` rows x weight elements) keep sgemm. The packed copy is
 made on the first call that can use it and kept while the weight's storage and version stay
-the same (an in-place update or a `.to()` repacks or drops it). Everything else takes `nn.Linear`'s own path:
+the same (an in-place update or a `.to()` repacks or drops it). Everything else takes the module's own path:
 autograd (training, fine-tuning), other dtypes and devices, quantized or offloaded weights, compiling. The packed
 copies cost as much memory as the fp32 weights they copy; `set_cpu_prepacking(False)` turns the path off (and
 `release_packed_weights(model)` frees the copies).
@@ -48,24 +50,30 @@ def cpu_prepacking_available() -> bool:
 
 
 class PrepackedForward:
-    """The `forward` of one `nn.Linear` (set on the instance by `prepacked`): the packed product when it can be used,
-    else `nn.Linear.forward` itself."""
+    """The `forward` of one `nn.Linear` or pointwise `nn.Conv1d` (set on the instance by `prepacked`): the packed
+    product when it can be used, else the module class's own `forward`."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear | nn.Conv1d):
         self.linear = linear
         self.packed: tuple[tuple, torch.Tensor] | None = None
 
     def __call__(self, input: torch.Tensor) -> torch.Tensor:
         linear = self.linear
         if not (self._weights_packable() and self._call_packable(input)):
-            return nn.Linear.forward(linear, input)
-        if input.numel() // linear.in_features * linear.weight.numel() < MIN_PACKED_WORK:
-            return nn.Linear.forward(linear, input)  # too small to gain; a packed copy made for larger calls stays
+            return type(linear).forward(linear, input)
+        pointwise = isinstance(linear, nn.Conv1d)  # (batch, channels, time): channels are the product's features
+        if input.numel() // linear.weight.shape[1] * linear.weight.numel() < MIN_PACKED_WORK:
+            return type(linear).forward(linear, input)  # too small to gain; a packed copy made for larger calls stays
         key = self._weight_key()
         if self.packed is None or self.packed[0] != key:
-            self.packed = (key, torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 3))
+            weight = linear.weight.detach().flatten(1)
+            self.packed = (key, torch.ops.mkldnn._reorder_linear_weight(weight, 3))
         bias = None if linear.bias is None else linear.bias.detach()
-        return torch.ops.mkldnn._linear_pointwise(input, self.packed[1], bias, "none", [], "")
+        rows = input.transpose(1, 2) if pointwise else input
+        output = torch.ops.mkldnn._linear_pointwise(rows, self.packed[1], bias, "none", [], "")
+        # The conv's output is the product's transposed view: time-major in memory, which the next depthwise conv
+        # of the Conformer runs fastest on.
+        return output.transpose(1, 2) if pointwise else output
 
     def _weights_packable(self) -> bool:
         """Plain fp32 CPU weights; otherwise a packed copy is stale and is dropped (moved, cast or quantized)."""
@@ -81,8 +89,7 @@ class PrepackedForward:
             self.packed = None
         return plain
 
-    @staticmethod
-    def _call_packable(input: torch.Tensor) -> bool:
+    def _call_packable(self, input: torch.Tensor) -> bool:
         return (
             _enabled
             and _SUPPORTED
@@ -90,7 +97,7 @@ class PrepackedForward:
             and not torch.compiler.is_compiling()
             and input.device.type == "cpu"
             and input.dtype == torch.float32
-            and input.dim() >= 2
+            and (input.dim() == 3 if isinstance(self.linear, nn.Conv1d) else input.dim() >= 2)
         )
 
     def _weight_key(self) -> tuple:
@@ -101,10 +108,17 @@ class PrepackedForward:
         return {"linear": self.linear, "packed": None}  # pickled or deep-copied modules repack on their first call
 
 
-def prepacked(linear: nn.Linear) -> nn.Linear:
-    """`linear`, still an `nn.Linear` of that very class, whose calls take the prepacked fp32 CPU path (module
+def prepacked(linear: nn.Linear | nn.Conv1d) -> nn.Linear | nn.Conv1d:
+    """`linear`, still a module of that very class, whose calls take the prepacked fp32 CPU path (module
     docstring). The class is kept rather than subclassed because transformers' quantizers replace only modules
-    whose type is exactly `nn.Linear` (bitsandbytes: `type(module) is nn.Linear`)."""
+    whose type is exactly `nn.Linear` (bitsandbytes: `type(module) is nn.Linear`). A `Conv1d` must be pointwise
+    (kernel 1, no stride, padding, dilation or groups): it is then a product over channels at every time step."""
+    if isinstance(linear, nn.Conv1d):
+        shape = (linear.kernel_size, linear.stride, linear.padding, linear.dilation, linear.groups)
+        if shape != ((1,), (1,), (0,), (1,), 1) or linear.padding_mode != "zeros":
+            raise ValueError(f"prepacked takes only a pointwise Conv1d (kernel 1, stride 1, no padding), not {linear}")
+    elif not isinstance(linear, nn.Linear):
+        raise TypeError(f"prepacked takes an nn.Linear or a pointwise nn.Conv1d, not {type(linear).__name__}")
     linear.forward = PrepackedForward(linear)
     return linear
 

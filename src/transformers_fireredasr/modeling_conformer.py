@@ -207,6 +207,28 @@ class FireRedConformerAttention(nn.Module):
         return scores[:, :, 1:].view(batch, heads, query_len, position_len)
 
 
+class FireRedDepthwiseConv1d(nn.Conv1d):
+    """A depthwise `Conv1d` that runs as the equivalent 2-D convolution when its input is time-major in memory
+    (channels last: what the prepacked pointwise conv before it returns). oneDNN's depthwise kernel is about 10x
+    faster on that layout than `conv1d`, which does not recognise it in a 3-D tensor and copies it; the weights and
+    the results are those of `nn.Conv1d` (up to fp32 rounding), any other layout takes `nn.Conv1d`'s path."""
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        channels_last = input.dim() == 3 and input.stride(1) == 1 and input.size(1) > 1
+        if not channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super()._conv_forward(input, weight, bias)
+        output = nn.functional.conv2d(
+            input.unsqueeze(2),
+            weight.unsqueeze(2),
+            bias,
+            (1, self.stride[0]),
+            (0, self.padding[0]),
+            (1, self.dilation[0]),
+            self.groups,
+        )
+        return output.squeeze(2)
+
+
 class FireRedConformerConvolution(nn.Module):
     """Pre-LN pointwise conv (x2 for GLU), depthwise conv, LayerNorm, swish, pointwise conv; padding zeroed."""
 
@@ -214,8 +236,8 @@ class FireRedConformerConvolution(nn.Module):
         super().__init__()
         width = config.hidden_size
         self.layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.pointwise_conv1 = nn.Conv1d(width, width * 4, kernel_size=1, bias=False)
-        self.depthwise_conv = nn.Conv1d(
+        self.pointwise_conv1 = prepacked(nn.Conv1d(width, width * 4, kernel_size=1, bias=False))
+        self.depthwise_conv = FireRedDepthwiseConv1d(
             width * 2,
             width * 2,
             config.conv_kernel_size,
@@ -224,7 +246,7 @@ class FireRedConformerConvolution(nn.Module):
             bias=False,
         )
         self.norm = nn.LayerNorm(width * 2, eps=config.layer_norm_eps)
-        self.pointwise_conv2 = nn.Conv1d(width * 2, width, kernel_size=1, bias=False)
+        self.pointwise_conv2 = prepacked(nn.Conv1d(width * 2, width, kernel_size=1, bias=False))
         self.dropout = nn.Dropout(config.activation_dropout)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
