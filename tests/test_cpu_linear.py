@@ -149,12 +149,21 @@ def test_copies_repack_on_their_first_call(layer):
 
 
 def test_quantized_weights_take_their_own_path():
-    """A wrapped weight (torchao's int8 tensors) is never packed as if it were a plain fp32 tensor."""
+    """A wrapped weight (torchao's int8 tensors) is never packed as if it were a plain fp32 tensor: the int8
+    product keeps only the kernel's bf16 scales, and a dynamically quantized weight (int8 activations too) keeps
+    nothing and runs torchao's own path."""
     pytest.importorskip("torchao")
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
     model = nn.Sequential(prepacked(nn.Linear(384, 512)))
     quantize_(model, Int8WeightOnlyConfig())
+    with torch.no_grad():
+        model(torch.randn(3, 384))
+    key, scales = packed(model[0])
+    assert key[0] == "int8" and scales.dtype == torch.bfloat16 and scales.shape == (512,)
+
+    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
     with torch.no_grad():
         model(torch.randn(3, 384))
     assert packed(model[0]) is None

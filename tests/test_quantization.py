@@ -1,5 +1,5 @@
 """The CPU int8 modes (`quantization.py`, torchao through transformers' TorchAoConfig) on the bundled demo model:
-every Linear but the tied output projection is quantized, and the held-out clips are still transcribed close to fp32."""
+the Linears each mode names are quantized, and the held-out clips are still transcribed close to fp32."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from transformers_fireredasr.audio_io import load_waveform
 from transformers_fireredasr.cli import bundled_model_dir
-from transformers_fireredasr.quantization import QUANTIZE_MODES, quantization_config
+from transformers_fireredasr.quantization import KEPT_FLOAT, QUANTIZE_MODES, quantization_config
 
 pytest.importorskip("torchao")
 DEMO = bundled_model_dir()
@@ -34,7 +34,9 @@ def transcribe(model, processor, features) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", list(QUANTIZE_MODES))
-def test_int8_modes_quantize_every_linear_and_transcribe_like_fp32(inputs, mode):
+def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode):
+    """int8-dynamic quantizes every Linear; int8-weight the decoder's only (the encoder and the CTC head, compute-
+    bound, stay fp32). Either way the tied output projection stays float."""
     from transformers import AutoModelForSpeechSeq2Seq
 
     processor, features = inputs
@@ -45,10 +47,44 @@ def test_int8_modes_quantize_every_linear_and_transcribe_like_fp32(inputs, mode)
     # The output projection shares its weight with the token embeddings, so transformers keeps it float.
     linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
     assert type(linears.pop("proj_out").weight) is torch.nn.Parameter
-    assert len(linears) > 20 and all("Int8" in type(module.weight).__name__ for module in linears.values())
+    kept_float = KEPT_FLOAT.get(mode, [])
+    quantized = {name for name, module in linears.items() if "Int8" in type(module.weight).__name__}
+    expected_quantized = {name for name in linears if not any(name.startswith(kept) for kept in kept_float)}
+    assert len(quantized) >= 20 and quantized == expected_quantized
+    if mode == "int8-weight":
+        assert all(name.startswith("model.decoder.") for name in quantized)
+        assert model.model.encoder.layers[0].feed_forward1.linear1.weight.dtype == torch.float32
     texts = transcribe(model, processor, features)
     assert len(texts) == len(CLIPS) == 2 and all(texts)
     assert jiwer.cer(expected, texts) <= 0.15, (expected, texts)
+
+
+def test_int8_weights_multiply_through_torchs_int8_kernel(monkeypatch):
+    """A Linear with torchao int8 weight-only weights (prepacked, as every Linear of our models) multiplies through
+    `torch._weight_int8pack_mm` with bf16 activations: the result is the dequantized product up to bf16 rounding,
+    and the kernel is really called; with autograd, torchao's own path runs."""
+    import torchao.quantization
+
+    from transformers_fireredasr.cpu_linear import int8_weight_only, prepacked
+
+    torch.manual_seed(0)
+    layer = prepacked(torch.nn.Linear(256, 384))
+    torchao.quantization.quantize_(layer, torchao.quantization.Int8WeightOnlyConfig())
+    qdata, scale = int8_weight_only(layer.weight)
+    assert qdata.dtype == torch.int8 and scale.numel() == 384
+    x = torch.randn(3, 1, 256)
+    expected = x @ (qdata.float() * scale.reshape(-1, 1)).T + layer.bias.detach()
+    calls = []
+    kernel = torch._weight_int8pack_mm
+    monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda *args: calls.append(args[0].dtype) or kernel(*args))
+    with torch.inference_mode():
+        out = layer(x)
+    assert calls == [torch.bfloat16] and out.dtype == torch.float32 and out.shape == (3, 1, 384)
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
+    calls.clear()
+    layer(x.requires_grad_()).sum().backward()
+    assert not calls and x.grad is not None
+    assert int8_weight_only(torch.nn.Linear(4, 4).weight) is None
 
 
 def test_an_unknown_mode_names_the_choices():

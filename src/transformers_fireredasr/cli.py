@@ -63,8 +63,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quantize",
         default=None,
         choices=["int8-weight", "int8-dynamic"],
-        help="CPU int8 through torchao (the quantization extra): int8 weights, or int8 weights and activations; "
-        "accuracy and speed against fp32 are in benchmarks/RESULTS.md",
+        help="CPU int8 through torchao (the quantization extra): int8-weight = the decoder's weights in int8 "
+        "(the fastest CPU mode), int8-dynamic = int8 weights and activations everywhere; accuracy and speed "
+        "against fp32 are in benchmarks/RESULTS.md",
     )
     parser.add_argument(
         "--output-format",

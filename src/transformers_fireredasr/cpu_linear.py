@@ -8,7 +8,9 @@ results differ from sgemm's only by fp32 rounding (another summation order). tor
 `torch.compile` (Inductor's weight prepacking under `freezing`, through the `torch.ops.mkldnn` operators used
 here), which means compiling the model for its input shapes first; this module calls the same operators eagerly.
 The Conformer's pointwise convolutions (`Conv1d`, kernel 1) are the same product over channels and take the same
-path: oneDNN's convolution reorders their weight on every call.
+path: oneDNN's convolution reorders their weight on every call. Linears whose weights torchao quantized to int8
+(weight only, one scale per row: `quantization_config("int8-weight")`) multiply through torch's int8-weight CPU
+kernel instead of torchao's dequantize-then-sgemm (`int8_weight_only`).
 
 Products too small to gain (fewer than `MIN_PACKED_WORK` rows x weight elements) keep sgemm. The packed copy is
 made on the first call that can use it and kept while the weight's storage and version stay
@@ -59,6 +61,9 @@ class PrepackedForward:
 
     def __call__(self, input: torch.Tensor) -> torch.Tensor:
         linear = self.linear
+        int8 = int8_weight_only(linear.weight)
+        if int8 is not None and self._int8_call(input):
+            return self._int8_product(input, *int8)
         if not (self._weights_packable() and self._call_packable(input)):
             return type(linear).forward(linear, input)
         pointwise = isinstance(linear, nn.Conv1d)  # (batch, channels, time): channels are the product's features
@@ -100,12 +105,63 @@ class PrepackedForward:
             and (input.dim() == 3 if isinstance(self.linear, nn.Conv1d) else input.dim() >= 2)
         )
 
+    def _int8_call(self, input: torch.Tensor) -> bool:
+        bias = self.linear.bias
+        return (
+            _enabled
+            and hasattr(torch, "_weight_int8pack_mm")
+            and isinstance(self.linear, nn.Linear)
+            and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and input.device.type == "cpu"
+            and input.dtype in (torch.float32, torch.bfloat16)
+            and input.dim() >= 2
+            and (bias is None or type(bias.data) is torch.Tensor)
+            and not hasattr(self.linear, "_hf_hook")
+        )
+
+    def _int8_product(self, input: torch.Tensor, qdata: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """`input @ (qdata * scale).T + bias` through torch's int8-weight CPU kernel, with bf16 activations."""
+        key = ("int8", qdata.data_ptr(), qdata._version, scale.data_ptr(), scale._version)
+        if self.packed is None or self.packed[0] != key:
+            self.packed = (key, scale.detach().reshape(-1).to(torch.bfloat16))  # the kernel's scales: bf16, (out,)
+        rows = input.reshape(-1, input.shape[-1]).to(torch.bfloat16)
+        output = torch._weight_int8pack_mm(rows, qdata, self.packed[1]).to(input.dtype)
+        if self.linear.bias is not None:
+            output = output + self.linear.bias.detach().to(input.dtype)
+        return output.view(*input.shape[:-1], qdata.shape[0])
+
     def _weight_key(self) -> tuple:
         weight, bias = self.linear.weight, self.linear.bias
         return (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
 
     def __getstate__(self) -> dict:
         return {"linear": self.linear, "packed": None}  # pickled or deep-copied modules repack on their first call
+
+
+def int8_weight_only(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`(qdata, scale)` of a torchao int8 weight-only tensor with one scale per output row (`Int8WeightOnlyConfig`,
+    what `quantization_config("int8-weight")` loads), on the CPU; None for any other weight.
+
+    Why: torchao 0.18 multiplies such a weight by converting all of it to the activations' dtype on every call
+    (then an fp32 sgemm), slower than the fp32 weights it replaces. torch's own int8-weight kernel,
+    `torch._weight_int8pack_mm` (what Inductor lowers int8 weight-only matmuls to on the CPU), reads the int8
+    weights as they are: about 3x faster than the prepacked fp32 product at the decoder's 3-row shapes. It takes
+    bf16 activations; the scales are applied and the sum accumulated in fp32, and its output is rounded to bf16.
+    """
+    qdata, scale = getattr(weight, "qdata", None), getattr(weight, "scale", None)
+    if type(weight).__name__ != "Int8Tensor" or qdata is None or scale is None:
+        return None
+    per_row = (
+        qdata.dtype == torch.int8
+        and qdata.dim() == 2
+        and qdata.is_contiguous()
+        and qdata.device.type == "cpu"
+        and scale.numel() == qdata.shape[0]
+        and list(getattr(weight, "block_size", ())) == [1, qdata.shape[1]]
+    )
+    weight_only = getattr(weight, "act_quant_kwargs", True) is None and getattr(weight, "act_pre_scale", True) is None
+    return (qdata, scale) if per_row and weight_only else None
 
 
 def prepacked(linear: nn.Linear | nn.Conv1d) -> nn.Linear | nn.Conv1d:
@@ -140,6 +196,7 @@ def release_packed_weights(model: nn.Module) -> None:
 __all__ = [
     "PrepackedForward",
     "cpu_prepacking_available",
+    "int8_weight_only",
     "packed_forward",
     "prepacked",
     "release_packed_weights",

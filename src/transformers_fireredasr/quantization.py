@@ -4,15 +4,17 @@
     from_pretrained(folder, quantization_config=quantization_config("int8-dynamic"))
     fireredasr-transcribe --quantize int8-dynamic audio.wav
 
-- `int8-weight`: int8 weights, float activations (a quarter of fp32's weight memory; on the CPU torchao 0.18
-  dequantizes them for every matmul, so it is slower than fp32 there: measured, benchmarks/RESULTS.md);
-- `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (int8 GEMMs; 4.1x the fp32
-  original at the L size, against our fp32's 2.4x).
+- `int8-weight`: int8 weights, one scale per output row (a quarter of their fp32 memory). For the AED only the
+  decoder's: the encoder and the CTC head stay fp32 (`KEPT_FLOAT`; the LLM variant quantizes all its Linears). On
+  the CPU the AED's multiply through torch's int8-weight kernel (`cpu_linear.int8_weight_only`) with bf16
+  activations: the fastest CPU mode (benchmarks/RESULTS.md);
+- `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (torchao's int8 GEMMs) for every
+  `nn.Linear` of the encoder and decoder.
 
-Every `nn.Linear` of the encoder and decoder is quantized; the convolutions stay float, and so does the output
-projection, whose weight is the token embeddings' (transformers leaves tied weights alone). bf16 needs no
-quantizer: `dtype=torch.bfloat16` / `--dtype bfloat16`. What each mode costs in accuracy and buys in speed is
-measured by `benchmarks/bench_precision.py` and `benchmarks/bench_speed.py --quantize` (benchmarks/RESULTS.md).
+The convolutions stay float, and so does the output projection, whose weight is the token embeddings' (transformers
+leaves tied weights alone). bf16 needs no quantizer: `dtype=torch.bfloat16` / `--dtype bfloat16`. What each mode
+costs in accuracy and buys in speed is measured by `benchmarks/bench_precision.py` and
+`benchmarks/bench_speed.py --quantize` (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ QUANTIZE_MODES = {
     "int8-weight": "Int8WeightOnlyConfig",
     "int8-dynamic": "Int8DynamicActivationInt8WeightConfig",
 }
+# int8 weights pay where decoding is memory-bound: the decoder reads all its weights for every token, the encoder
+# (and the CTC head on its output) reads each once per utterance, over hundreds of frames, and is compute-bound:
+# int8 weights would only add their conversion there. So `int8-weight` keeps them float (and prepacked).
+KEPT_FLOAT = {"int8-weight": ["model.encoder", "ctc_head"]}
 
 
 def pipeline_model_kwargs(mode: str | None) -> dict:
@@ -45,7 +51,8 @@ def quantization_config(mode: str):
     with _torchao_notices_dropped():  # its quantization module registers more enums
         import torchao.quantization
 
-    return TorchAoConfig(getattr(torchao.quantization, QUANTIZE_MODES[mode])())
+    settings = getattr(torchao.quantization, QUANTIZE_MODES[mode])()
+    return TorchAoConfig(settings, modules_to_not_convert=KEPT_FLOAT.get(mode))
 
 
 def import_torchao_quietly() -> None:
