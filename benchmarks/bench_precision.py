@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MODES = ["float32", "bfloat16", "int8-weight", "int8-dynamic"]
+MODES = ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-weight+bfloat16"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,9 +63,13 @@ def load(folder: str, mode: str):
     import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
     from transformers_fireredasr.quantization import QUANTIZE_MODES, quantization_config
 
-    if mode in QUANTIZE_MODES:
+    quantize, _, dtype = mode.partition("+")  # "int8-weight+bfloat16": both switches, as `--quantize --dtype`
+    if quantize in QUANTIZE_MODES:
         model = AutoModelForSpeechSeq2Seq.from_pretrained(
-            folder, quantization_config=quantization_config(mode), device_map="cpu"
+            folder,
+            quantization_config=quantization_config(quantize),
+            device_map="cpu",
+            **({"dtype": getattr(torch, dtype)} if dtype else {}),
         )
     else:
         model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, dtype=getattr(torch, mode))

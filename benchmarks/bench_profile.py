@@ -9,7 +9,7 @@ AED-L), then, on one `--seconds` utterance with the published beam-3 decoding:
 - prints torch.profiler's top operators (self CPU time) of one encoder call and of one beam search, with input
   shapes, so that GEMM shapes and small-op overhead show.
 
-    python benchmarks/bench_profile.py --size L --seconds 10 --threads 2
+    python benchmarks/bench_profile.py --size L --seconds 10 --threads 2 [--cache static] [--quantize int8-weight]
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # this checkout's package and benchmarks, whichever copy is installed
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from benchmarks.bench_speed import DECODING, SIZES, build_models, environment, make_inputs  # noqa: E402
+from benchmarks.bench_speed import (  # noqa: E402
+    DECODING,
+    SIZES,
+    build_models,
+    environment,
+    make_inputs,
+    reduced_precision,
+)
+from transformers_fireredasr.quantization import QUANTIZE_MODES  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,10 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=20, help="operators per profiler table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="our KV cache")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--ours-dtype", default=None, choices=["float32", "bfloat16"], help="our weights' dtype")
+    precision.add_argument(
+        "--quantize", default=None, choices=list(QUANTIZE_MODES), help="a torchao int8 mode, as bench_speed.py"
+    )
     options = parser.parse_args(argv)
-    # What build_models reads besides the size.
+    # What build_models reads besides the size and the precision.
     options.checkpoint, options.device, options.dtype, options.attn = None, "cpu", "float32", "sdpa"
-    options.ours_dtype, options.quantize, options.compile, options.ragged = None, None, "off", False
+    options.compile, options.ragged = "off", False
     return options
 
 
@@ -121,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     weights = decoder_weight_bytes(ours)
     per_step = decoder_s / steps
-    print(f"\n{label}, batch {options.batch}, beam {options.beam}, {options.seconds:g} s, {steps} steps")
+    precision = reduced_precision(options) or "float32"
+    print(f"\n{label} {precision}, batch {options.batch}, beam {options.beam}, {options.seconds:g} s, {steps} steps")
     print(f"encoder {encoder_s:.3f} s; beam search {decoder_s:.3f} s = {per_step * 1000:.1f} ms per step")
     print(
         f"decoder weights read per step {weights / 1e9:.2f} GB -> {weights / per_step / 1e9:.1f} GB/s; "
