@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MODES = ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-weight+bfloat16"]
+MODES = ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-mixed", "int8-weight+bfloat16"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -566,7 +566,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quantize",
         default=None,
-        choices=["int8-weight", "int8-dynamic"],
+        choices=["int8-weight", "int8-dynamic", "int8-mixed"],
         help="our side only, through torchao (transformers_fireredasr.quantization); CPU",
     )
     parser.add_argument("--batch", type=int, nargs="+", default=[4], help="batch sizes (one row each)")

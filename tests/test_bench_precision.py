@@ -23,7 +23,7 @@ def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
     out = tmp_path / "precision.json"
     assert bench_precision.main(["--utterances", "4", "--json", str(out)]) == 0
     rows = {row["mode"]: row for row in json.loads(out.read_text())["rows"]}
-    assert list(rows) == ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-weight+bfloat16"]
+    assert list(rows) == ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-mixed", "int8-weight+bfloat16"]
     assert rows["float32"]["identical to fp32"] == 1.0 and rows["float32"]["CER vs fp32"] == 0.0
     assert rows["float32"]["CER vs reference"] < 0.5  # the demo knows these characters
     for row in rows.values():

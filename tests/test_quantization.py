@@ -36,7 +36,7 @@ def transcribe(model, processor, features) -> list[str]:
 @pytest.mark.parametrize("mode", list(QUANTIZE_MODES))
 def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode):
     """int8-dynamic quantizes every Linear; int8-weight the decoder's only (the encoder and the CTC head, compute-
-    bound, stay fp32). Either way the tied output projection stays float."""
+    bound, stay fp32); int8-mixed both, each its own way. The tied output projection always stays float."""
     from transformers import AutoModelForSpeechSeq2Seq
 
     processor, features = inputs
@@ -54,6 +54,10 @@ def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode
     if mode == "int8-weight":
         assert all(name.startswith("model.decoder.") for name in quantized)
         assert model.model.encoder.layers[0].feed_forward1.linear1.weight.dtype == torch.float32
+    if mode == "int8-mixed":  # int8 GEMMs (activations quantized too) in the encoder, int8 weights in the decoder
+        dynamic = {name for name in quantized if linears[name].weight.act_quant_kwargs is not None}
+        assert dynamic == {name for name in quantized if name.startswith("model.encoder.")} and dynamic
+        assert all(type(linears[name].bias) is not type(linears[name].weight) for name in quantized)
     texts = transcribe(model, processor, features)
     assert len(texts) == len(CLIPS) == 2 and all(texts)
     assert jiwer.cer(expected, texts) <= 0.15, (expected, texts)
@@ -88,7 +92,9 @@ def test_int8_weights_multiply_through_torchs_int8_kernel(monkeypatch):
 
 
 def test_an_unknown_mode_names_the_choices():
-    with pytest.raises(ValueError, match="unknown quantization mode 'int4': choose one of int8-weight, int8-dynamic"):
+    with pytest.raises(
+        ValueError, match="unknown quantization mode 'int4': choose one of int8-weight, int8-dynamic, int8-mixed"
+    ):
         quantization_config("int4")
 
 
@@ -126,3 +132,18 @@ def test_the_command_line_takes_quantize(capsys):
         with pytest.raises(SystemExit):
             cli.main([clip, "--no-progress", *bad])
         assert message in capsys.readouterr().err
+
+
+def test_a_mode_that_quantizes_nothing_is_an_error():
+    """`int8-mixed` names the AED's modules; on a model without them (the LLM variant) it would quantize nothing and
+    run fp32 silently, so `check_quantized` (called by the command line and archive runs) refuses it."""
+    import torchao.quantization
+
+    from transformers_fireredasr.quantization import check_quantized
+
+    plain = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    with pytest.raises(ValueError, match="int8-mixed quantized none of the Linears of this Sequential. int8-mixed is"):
+        check_quantized(plain, "int8-mixed")
+    check_quantized(plain, None)
+    torchao.quantization.quantize_(plain, torchao.quantization.Int8WeightOnlyConfig())
+    check_quantized(plain, "int8-weight")

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import formats
 from .audio_io import SAMPLING_RATE, decode_file
 from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
-from .quantization import pipeline_model_kwargs
+from .quantization import QUANTIZE_MODES, check_quantized, pipeline_model_kwargs
 from .word_timing import can_time_words
 
 
@@ -62,10 +62,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quantize",
         default=None,
-        choices=["int8-weight", "int8-dynamic"],
-        help="CPU int8 through torchao (the quantization extra): int8-weight = the decoder's weights in int8 "
-        "(the fastest CPU mode), int8-dynamic = int8 weights and activations everywhere; accuracy and speed "
-        "against fp32 are in benchmarks/RESULTS.md",
+        choices=list(QUANTIZE_MODES),
+        help="CPU int8 through torchao (the quantization extra): int8-weight = the decoder's weights in int8, "
+        "int8-dynamic = int8 weights and activations everywhere, int8-mixed (AED only) = int8-dynamic's encoder "
+        "with int8-weight's decoder; accuracy and speed against fp32 are in benchmarks/RESULTS.md",
     )
     parser.add_argument(
         "--output-format",
@@ -303,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtype=getattr(torch, options.dtype),
         model_kwargs=pipeline_model_kwargs(options.quantize),
     )
+    try:
+        check_quantized(asr.model, options.quantize)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     call_kwargs = pipeline_call_kwargs(
         options.num_beams, options.hotwords, options.max_segment_seconds, options.merge_segments_seconds
     )

@@ -7,9 +7,12 @@
 - `int8-weight`: int8 weights, one scale per output row (a quarter of their fp32 memory). For the AED only the
   decoder's: the encoder and the CTC head stay fp32 (`KEPT_FLOAT`; the LLM variant quantizes all its Linears). On
   the CPU the AED's multiply through torch's int8-weight kernel (`cpu_linear.int8_weight_only`) with bf16
-  activations: the fastest CPU mode (benchmarks/RESULTS.md);
+  activations: the fp32 transcripts on the demo's held-out set;
 - `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (torchao's int8 GEMMs) for every
-  `nn.Linear` of the encoder and decoder.
+  `nn.Linear` of the encoder and decoder;
+- `int8-mixed` (AED only): each half in the mode that pays there, the fastest CPU mode (benchmarks/RESULTS.md). The
+  encoder, compute-bound, gets int8-dynamic's int8 GEMMs; the decoder, memory-bound, int8-weight's int8 weights.
+  The CTC head stays fp32. `check_quantized` refuses it on a model it does not fit.
 
 The convolutions stay float, and so does the output projection, whose weight is the token embeddings' (transformers
 leaves tied weights alone). bf16 needs no quantizer: `dtype=torch.bfloat16` / `--dtype bfloat16`. What each mode
@@ -27,11 +30,22 @@ import sys
 QUANTIZE_MODES = {
     "int8-weight": "Int8WeightOnlyConfig",
     "int8-dynamic": "Int8DynamicActivationInt8WeightConfig",
+    "int8-mixed": "FqnToConfig",
+}
+# `int8-mixed`'s parts: which torchao config quantizes which AED Linear weights (full-match regexes over parameter
+# names, torchao's `FqnToConfig` convention). Matching the `.weight` parameter, not the module: transformers would
+# quantize a matched module's bias as well.
+MIXED_PARTS = {
+    r"re:model\.encoder\.(layers\.\d+\.(feed_forward\d\.linear\d|self_attn\.\w+_proj)|subsampling\.out)\.weight": (
+        "Int8DynamicActivationInt8WeightConfig"
+    ),
+    r"re:model\.decoder\.layers\.\d+\.(self_attn|encoder_attn)\.[qkvo]_proj\.weight": "Int8WeightOnlyConfig",
+    r"re:model\.decoder\.layers\.\d+\.fc[12]\.weight": "Int8WeightOnlyConfig",
 }
 # int8 weights pay where decoding is memory-bound: the decoder reads all its weights for every token, the encoder
 # (and the CTC head on its output) reads each once per utterance, over hundreds of frames, and is compute-bound:
 # int8 weights would only add their conversion there. So `int8-weight` keeps them float (and prepacked).
-KEPT_FLOAT = {"int8-weight": ["model.encoder", "ctc_head"]}
+KEPT_FLOAT = {"int8-weight": ["model.encoder", "ctc_head"], "int8-mixed": ["ctc_head"]}
 
 
 def pipeline_model_kwargs(mode: str | None) -> dict:
@@ -51,8 +65,28 @@ def quantization_config(mode: str):
     with _torchao_notices_dropped():  # its quantization module registers more enums
         import torchao.quantization
 
+    if mode == "int8-mixed":
+        parts = {pattern: getattr(torchao.quantization, name)() for pattern, name in MIXED_PARTS.items()}
+        return TorchAoConfig(torchao.quantization.FqnToConfig(parts), modules_to_not_convert=KEPT_FLOAT[mode])
     settings = getattr(torchao.quantization, QUANTIZE_MODES[mode])()
     return TorchAoConfig(settings, modules_to_not_convert=KEPT_FLOAT.get(mode))
+
+
+def check_quantized(model, mode: str | None) -> None:
+    """Raises a ValueError when `mode` quantized none of `model`'s Linears, so that a mode that does not fit the
+    model is an error, not a silent fp32 run: `int8-mixed` names the AED's modules, which the LLM variant lacks."""
+    if mode is None:
+        return
+    import torch
+
+    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    if not any("Int8" in type(module.weight).__name__ for module in linears):
+        hint = (
+            " int8-mixed is for FireRedASR-AED models; use int8-weight or int8-dynamic."
+            if mode == "int8-mixed"
+            else ""
+        )
+        raise ValueError(f"--quantize {mode} quantized none of the Linears of this {type(model).__name__}.{hint}")
 
 
 def import_torchao_quietly() -> None:
@@ -99,4 +133,12 @@ class _Drop(logging.Filter):
         return not self.is_notice(str(record.msg))
 
 
-__all__ = ["QUANTIZE_MODES", "import_torchao_quietly", "pipeline_model_kwargs", "quantization_config"]
+__all__ = [
+    "KEPT_FLOAT",
+    "MIXED_PARTS",
+    "QUANTIZE_MODES",
+    "check_quantized",
+    "import_torchao_quietly",
+    "pipeline_model_kwargs",
+    "quantization_config",
+]
