@@ -26,6 +26,10 @@ import contextlib
 import importlib.util
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 QUANTIZE_MODES = {
     "int8-weight": "Int8WeightOnlyConfig",
@@ -72,7 +76,7 @@ def quantization_config(mode: str):
     return TorchAoConfig(settings, modules_to_not_convert=KEPT_FLOAT.get(mode))
 
 
-def check_quantized(model, mode: str | None) -> None:
+def check_quantized(model: torch.nn.Module, mode: str | None) -> None:
     """Raises a ValueError when `mode` quantized none of `model`'s Linears, so that a mode that does not fit the
     model is an error, not a silent fp32 run: `int8-mixed` names the AED's modules, which the LLM variant lacks."""
     if mode is None:
