@@ -552,6 +552,8 @@ def profile_ours(ours, row: dict, beam: int, max_new_tokens: int, settings: dict
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from transformers_fireredasr.quantization import QUANTIZE_MODES  # after __main__ put this checkout on sys.path
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small", choices=sorted(SIZES), help="preset size with random weights")
     parser.add_argument("--checkpoint", default=None, help="original FireRedASR-AED model.pth.tar (or its folder)")
@@ -566,7 +568,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quantize",
         default=None,
-        choices=["int8-weight", "int8-dynamic", "int8-mixed"],
+        choices=list(QUANTIZE_MODES),
         help="our side only, through torchao (transformers_fireredasr.quantization); CPU",
     )
     parser.add_argument("--batch", type=int, nargs="+", default=[4], help="batch sizes (one row each)")

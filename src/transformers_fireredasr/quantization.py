@@ -31,11 +31,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-QUANTIZE_MODES = {
-    "int8-weight": "Int8WeightOnlyConfig",
-    "int8-dynamic": "Int8DynamicActivationInt8WeightConfig",
-    "int8-mixed": "FqnToConfig",
-}
 # `int8-mixed`'s parts: which torchao config quantizes which AED Linear weights (full-match regexes over parameter
 # names, torchao's `FqnToConfig` convention). Matching the `.weight` parameter, not the module: transformers would
 # quantize a matched module's bias as well.
@@ -45,6 +40,12 @@ MIXED_PARTS = {
     ),
     r"re:model\.decoder\.layers\.\d+\.(self_attn|encoder_attn)\.[qkvo]_proj\.weight": "Int8WeightOnlyConfig",
     r"re:model\.decoder\.layers\.\d+\.fc[12]\.weight": "Int8WeightOnlyConfig",
+}
+# Each mode: the torchao config (its class name) for every Linear, or a table of parts (pattern -> class name).
+QUANTIZE_MODES: dict[str, str | dict[str, str]] = {
+    "int8-weight": "Int8WeightOnlyConfig",
+    "int8-dynamic": "Int8DynamicActivationInt8WeightConfig",
+    "int8-mixed": MIXED_PARTS,
 }
 # int8 weights pay where decoding is memory-bound: the decoder reads all its weights for every token, the encoder
 # (and the CTC head on its output) reads each once per utterance, over hundreds of frames, and is compute-bound:
@@ -69,10 +70,12 @@ def quantization_config(mode: str):
     with _torchao_notices_dropped():  # its quantization module registers more enums
         import torchao.quantization
 
-    if mode == "int8-mixed":
-        parts = {pattern: getattr(torchao.quantization, name)() for pattern, name in MIXED_PARTS.items()}
-        return TorchAoConfig(torchao.quantization.FqnToConfig(parts), modules_to_not_convert=KEPT_FLOAT[mode])
-    settings = getattr(torchao.quantization, QUANTIZE_MODES[mode])()
+    choice = QUANTIZE_MODES[mode]
+    if isinstance(choice, dict):
+        parts = {pattern: getattr(torchao.quantization, name)() for pattern, name in choice.items()}
+        settings = torchao.quantization.FqnToConfig(parts)
+    else:
+        settings = getattr(torchao.quantization, choice)()
     return TorchAoConfig(settings, modules_to_not_convert=KEPT_FLOAT.get(mode))
 
 
