@@ -126,3 +126,47 @@ def test_a_ctc_head_added_and_trained_alone(tiny_corpus, tmp_path):
     assert all((before[key] == after[key]).all() for key in before)
     assert json.loads((second / "config.json").read_text())["ctc_head"] is True
     assert "ctc_head" not in json.loads((second / "generation_config.json").read_text())
+
+
+@requires_espeak
+def test_extra_training_folders_join_the_training_data(tiny_corpus, tmp_path):
+    """`--extra_train_dirs` (how the demo learned pauses, issue #14): a plain corpus with other columns joins the
+    training split (12 + 6 utterances: an epoch is 5 batches of 4 instead of 3), and a folder without a training
+    split is refused by name."""
+    from transformers_fireredasr.synthetic_corpus import build_corpus
+
+    plain = build_corpus(tmp_path / "plain", num_train=6, num_test=2, seed=6, plain=True)
+    common = ["--data_dir", str(tiny_corpus), "--max_steps", "2", "--save_steps", "100", *TINY]
+    out = tmp_path / "joined"
+    run([sys.executable, str(EXAMPLE), "--output_dir", str(out), *common, "--extra_train_dirs", str(plain)])
+    assert json.loads((out / "train_results.json").read_text())["epoch"] == pytest.approx(2 / 5)
+
+    only_test = build_corpus(tmp_path / "only-test", num_train=0, num_test=2, seed=7, splits=("test",))
+    command = [sys.executable, str(EXAMPLE), "--output_dir", str(tmp_path / "bad"), *common]
+    result = subprocess.run(
+        [*command, "--extra_train_dirs", str(only_test)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode != 0 and f"--extra_train_dirs {only_test}: no 'train' split" in result.stderr
+
+
+def test_batches_are_grouped_by_audio_seconds(tiny_corpus):
+    """`input_length` (what `group_by_length` sorts by) is each clip's duration when the clips are files: transcript
+    length put clips with long pauses beside short ones."""
+    import importlib.util
+    import wave
+
+    import datasets
+
+    spec = importlib.util.spec_from_file_location("finetune_aed", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("finetune_aed", example)  # its dataclasses look their module up there
+    spec.loader.exec_module(example)
+    data = example.load_data(example.DataArguments(data_dir=str(tiny_corpus)), sampling_rate=16000)
+    train = data["train"]
+    paths = [entry["path"] for entry in train.cast_column("audio", datasets.Audio(decode=False))["audio"]]
+    seconds = []
+    for path in paths:
+        with wave.open(path) as clip:
+            seconds.append(clip.getnframes() / clip.getframerate())
+    assert train["input_length"] == pytest.approx(seconds, abs=1e-3)
+    assert len(set(train["input_length"])) > 1
