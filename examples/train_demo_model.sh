@@ -2,7 +2,8 @@
 # Trains the bundled demo model (src/transformers_fireredasr/demo/) from nothing: an 8,000-utterance synthetic
 # corpus, a 2.5M-parameter AED trained for 4,000 steps with an auxiliary pinyin CTC loss (about 70 minutes on one
 # CPU core), then the held-out CER with the model's default decoding; then stage 2
-# (examples/train_demo_silence_ctc.sh: silence, pauses and a character CTC head). See the demo's README.md.
+# (examples/train_demo_silence_ctc.sh: a character CTC head) and stage 3 (examples/train_demo_pauses.sh: silence
+# and pauses). See the demo's README.md.
 # Usage: bash examples/train_demo_model.sh [WORK_DIR]   (needs espeak-ng, sox and the `train` extra)
 set -euo pipefail
 work="${1:-demo-work}"
@@ -23,3 +24,4 @@ for file in model.safetensors config.json generation_config.json processor_confi
 done
 python "$repo/examples/evaluate_cer.py" --model "$demo" --data_dir "$work/corpus-plain" --split test
 bash "$repo/examples/train_demo_silence_ctc.sh" "$work/run" "$work"
+bash "$repo/examples/train_demo_pauses.sh" "$work/run-head" "$work"
