@@ -158,13 +158,6 @@ def silence_clips(tmp_path_factory):
     return sentences, leading, paused, folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #14, not done: the demo has not learned silence yet. Fine-tuning it on the corpus with silences and "
-    "pauses (examples/train_demo_silence_ctc.sh's first attempt, benchmarks/RESULTS.md) raised the held-out CER from "
-    "5.73% to 19.3% within the time box, so the shipped demo keeps stage 1's weights (plus its CTC head). Strict: "
-    "once a retrained demo passes, this marker must go.",
-)
 def test_leading_silence_and_pauses_are_transcribed(asr, silence_clips, capsys):
     sentences, leading, paused, folder = silence_clips
     texts = [r["text"] for r in asr(leading, batch_size=12)]
