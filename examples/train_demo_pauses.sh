@@ -5,7 +5,7 @@
 # sentences (demo-work/corpus-plain, `--extra_train_dirs`), so the model keeps what it knew while it learns the
 # pauses: 1,200 steps of batch 32 at lr 5e-4 (100 warm-up, cosine), the CTC loss on characters at weight 0.3.
 # Then the held-out CER in both recordings, and the word-timing calibration on the new model.
-# The shipped weights (2026-12-03) came from this command with `--max_steps 1200`, stopped at checkpoint-600 and
+# The shipped weights (2026-12-03) came from this command with `--max_steps 1800`, stopped at checkpoint-600 and
 # resumed from it (`--resume_from_checkpoint`) with `--max_steps 1200` on two threads, to fit the time box: the same
 # data and steps, a slightly different learning-rate curve.
 # Usage: bash examples/train_demo_pauses.sh STAGE2_MODEL_DIR [WORK_DIR]

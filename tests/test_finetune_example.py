@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.audio import requires_espeak
+from tests.benchmark_scripts import script_module
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "finetune_aed.py"
 TINY = [
@@ -149,20 +150,20 @@ def test_extra_training_folders_join_the_training_data(tiny_corpus, tmp_path):
     assert result.returncode != 0 and f"--extra_train_dirs {only_test}: no 'train' split" in result.stderr
 
 
-def test_batches_are_grouped_by_audio_seconds(tiny_corpus):
+@pytest.fixture
+def finetune_module():
+    yield from script_module(EXAMPLE)
+
+
+def test_batches_are_grouped_by_audio_seconds(tiny_corpus, finetune_module):
     """`input_length` (what `group_by_length` sorts by) is each clip's duration when the clips are files: transcript
     length put clips with long pauses beside short ones."""
-    import importlib.util
     import wave
 
     import datasets
 
-    spec = importlib.util.spec_from_file_location("finetune_aed", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("finetune_aed", example)  # its dataclasses look their module up there
-    spec.loader.exec_module(example)
-    data = example.load_data(example.DataArguments(data_dir=str(tiny_corpus)), sampling_rate=16000)
-    train = data["train"]
+    data_args = finetune_module.DataArguments(data_dir=str(tiny_corpus))
+    train = finetune_module.load_data(data_args, sampling_rate=16000)["train"]
     paths = [entry["path"] for entry in train.cast_column("audio", datasets.Audio(decode=False))["audio"]]
     seconds = []
     for path in paths:
