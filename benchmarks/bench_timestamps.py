@@ -2,7 +2,8 @@
 """Word-timestamp accuracy of a FireRedASR model with a CTC head, ours against FireRedASR2's rule on the same CTC
 posteriors.
 
-Workload: recordings with known word boundaries. Each word of a held-out sentence (the synthetic corpus' words
+Workload: recordings with known word boundaries (`synthetic_corpus.speak_word_by_word`, the corpus' word-by-word
+style, whose training split has other sentences). Each word of a held-out sentence (the synthetic corpus' words
 and characters) is spoken alone by espeak-ng (`cmn-latn-pinyin`, a random voice per recording), its onset and end
 measured by energy (first / last 10 ms frame above 5 % of the clip's peak RMS), and the clips are joined by pauses
 drawn from 0-1.5 s (a quarter of them 0: words run into each other), with 0-1 s of silence before and after and,
@@ -27,7 +28,6 @@ import difflib
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,60 +45,15 @@ from transformers_fireredasr.alignment import (  # noqa: E402
     align_or_spread,
     upstream_times,
 )
-from transformers_fireredasr.synthetic_corpus import (  # noqa: E402
-    corpus_sentences,
-    random_voice,
-    synthesize,
-    word_list,
-)
+from transformers_fireredasr.synthetic_corpus import corpus_sentences, speak_word_by_word  # noqa: E402
 
 RATE = 16000
 PAUSE_FOR_RECALL = 0.3
 
 
-def energy_bounds(audio: np.ndarray, threshold: float = 0.05) -> tuple[float, float]:
-    """First and last 10 ms frame whose RMS is above `threshold` x the clip's peak frame RMS, in seconds."""
-    hop = RATE // 100
-    frames = len(audio) // hop
-    rms = np.sqrt((audio[: frames * hop].reshape(frames, hop).astype(np.float64) ** 2).mean(1))
-    loud = np.nonzero(rms > threshold * rms.max())[0]
-    return loud[0] / 100, (loud[-1] + 1) / 100
-
-
-def split_words(sentence: str, words: set[str]) -> list[str]:
-    """The sentence cut into corpus words (longest match first) and single characters."""
-    out, index = [], 0
-    while index < len(sentence):
-        for size in (4, 3, 2, 1):
-            piece = sentence[index : index + size]
-            if size == 1 or piece in words:
-                out.append(piece)
-                index += size
-                break
-    return out
-
-
-def make_recording(sentence: str, seed: int, folder: Path) -> dict:
+def make_recording(sentence: str, seed: int) -> dict:
     """One recording: its words spoken one by one and joined by known pauses; boundaries in seconds."""
-    rng = np.random.default_rng(seed)
-    voice = random_voice(rng)
-    voice = type(voice)(voice.speed, voice.pitch, voice.variant, 0.0)
-    words = split_words(sentence, set(word_list()))
-    pieces, bounds = [np.zeros(round(rng.uniform(0.0, 1.0) * RATE), np.float32)], []
-    offset = len(pieces[0]) / RATE
-    for index, word in enumerate(words):
-        clip = synthesize(word, folder / f"{seed}_{index}.wav", voice)
-        onset, end = energy_bounds(clip)
-        clip = clip[int(onset * RATE) : int(end * RATE)]  # the word alone: its edges are the boundaries
-        bounds.append((word, offset, offset + len(clip) / RATE))
-        pause = 0.0 if rng.random() < 0.25 else rng.uniform(0.1, 1.5)
-        if index == len(words) - 1:
-            pause = rng.uniform(0.0, 1.0)
-        pieces += [clip, np.zeros(round(pause * RATE), np.float32)]
-        offset += len(clip) / RATE + round(pause * RATE) / RATE
-    audio = np.concatenate(pieces)
-    if rng.random() < 0.5:
-        audio = audio + rng.normal(0.0, rng.uniform(0.001, 0.005), audio.shape).astype(np.float32)
+    audio, _, bounds = speak_word_by_word(sentence, seed)
     return {"text": sentence, "audio": audio, "words": bounds}
 
 
@@ -192,12 +147,12 @@ def calibrate(recordings: list[dict], results: list[dict]) -> TimingRule:
     return TimingRule(round(statistics.median(starts), 3), round(statistics.median(ends), 3))
 
 
-def build(count: int, seed: int, folder: Path, sentences: list[str] | None = None) -> list[dict]:
+def build(count: int, seed: int, sentences: list[str] | None = None) -> list[dict]:
     """`count` recordings of distinct sentences (default: the demo corpus' held-out sentences)."""
     sentences = sentences or corpus_sentences(8000, 300, seed=0)[1]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(sentences), size=min(count, len(sentences)), replace=False)
-    return [make_recording(sentences[i], seed * 100_000 + int(i), folder) for i in chosen]
+    return [make_recording(sentences[i], seed * 100_000 + int(i)) for i in chosen]
 
 
 def check_pipeline(model_dir: str, recordings: list[dict]) -> tuple[int, int]:
@@ -237,12 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {model_dir} has no CTC head; word timestamps need one", file=sys.stderr)
         return 2
     config_rule = TimingRule(model.config.ctc_onset_offset_s, model.config.ctc_end_padding_s)
-    with tempfile.TemporaryDirectory() as tmp:
-        texts = options.texts.split(",") if options.texts else None
-        test = build(options.recordings, options.seed, Path(tmp), texts)
-        calibration = build(options.calibrate, options.seed + 1000, Path(tmp), texts) if options.calibrate else []
-        test_results = [decode(model, processor, r["audio"]) for r in test]
-        calibration_results = [decode(model, processor, r["audio"]) for r in calibration]
+    texts = options.texts.split(",") if options.texts else None
+    test = build(options.recordings, options.seed, texts)
+    calibration = build(options.calibrate, options.seed + 1000, texts) if options.calibrate else []
+    test_results = [decode(model, processor, r["audio"]) for r in test]
+    calibration_results = [decode(model, processor, r["audio"]) for r in calibration]
     rules = {"ours (config)": config_rule}
     if calibration:
         rules["ours (calibrated)"] = calibrate(calibration, calibration_results)

@@ -113,3 +113,47 @@ def test_plain_corpus_and_split_selection(tmp_path):
     assert not {"lead_s", "trail_s", "pauses"} & set(plain["test"].column_names)
     with pytest.raises(ValueError, match="splits"):
         corpus.build_corpus(tmp_path / "bad", num_train=1, num_test=1, splits=["dev"])
+
+
+@requires_espeak
+def test_word_by_word_recordings_have_the_boundaries_they_claim():
+    audio, voice, words = corpus.speak_word_by_word("老妈妈手工", seed=3)
+    assert [w for w, _, _ in words] == corpus.split_words("老妈妈手工", set(corpus.word_list()))
+    for _, start, end in words:  # speech inside each word's span
+        inside = audio[int(start * 16000) : int(end * 16000)]
+        assert np.sqrt((inside**2).mean()) > 0.01
+    assert all(words[i][2] <= words[i + 1][1] for i in range(len(words) - 1))
+    assert words[-1][2] <= len(audio) / 16000
+    again, _, _ = corpus.speak_word_by_word("老妈妈手工", seed=3)
+    assert np.array_equal(audio, again)
+    recordings = [corpus.speak_word_by_word("好", seed=seed) for seed in range(8)]
+    for one, voice, ((_, start, _),) in recordings:  # the noise the voice claims runs through the silence
+        lead = one[: int(start * 16000)]
+        if len(lead) > 1600:
+            assert abs(float(np.std(lead)) - voice.noise_std) < 0.001
+    assert {voice.noise_std > 0 for _, voice, _ in recordings} == {True, False}
+    assert corpus.energy_bounds(np.concatenate([np.zeros(1600), np.ones(800), np.zeros(1600)]).astype(np.float32)) == (
+        0.1,
+        0.15,
+    )
+
+
+@requires_espeak
+def test_word_by_word_corpus_records_word_times(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    assert (
+        corpus.main([str(tmp_path / "w"), "--num-train", "3", "--num-test", "2", "--seed", "5", "--word-by-word"]) == 0
+    )
+    data = datasets.load_dataset("audiofolder", data_dir=str(tmp_path / "w"))
+    plain, _ = corpus.corpus_sentences(3, 2, seed=5)
+    assert data["train"]["transcription"] == plain  # the corpus' sentences, spoken word by word
+    row = data["train"][0]
+    words = [item.split(":")[0] for item in row["word_times"].split(";")]
+    assert "".join(words) == row["transcription"]
+    spans = [tuple(map(float, item.split(":")[1].split("-"))) for item in row["word_times"].split(";")]
+    assert all(start < end for start, end in spans) and spans == sorted(spans)
+    with pytest.raises(ValueError, match="choose one"):
+        corpus.build_corpus(tmp_path / "bad", num_train=1, num_test=1, plain=True, word_by_word=True)
+    with pytest.raises(SystemExit):
+        corpus.main([str(tmp_path / "bad"), "--plain", "--word-by-word"])
+    assert "not allowed with" in capsys.readouterr().err

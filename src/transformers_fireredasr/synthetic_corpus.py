@@ -7,6 +7,8 @@ sentences never appear in training. Each utterance gets its own speed, pitch, vo
 (unless `plain`) 0-1 s of silence before and after, up to three pauses of 0.1-1.5 s between characters (each part
 spoken separately), with the noise running through the silences: real recordings start and end with silence and
 pause, and a model that never heard that returns nothing for a leading pause or stops at the first gap.
+`word_by_word` speaks every word alone and joins the words by known pauses (dictation, slow speech), with each
+word's bounds measured by energy: the speech of the word-timestamp benchmark, in training as well.
 
 The output is a Hugging Face `audiofolder`: `train/` and `test/` folders of 16 kHz mono wavs, each with a
 `metadata.csv` (`file_name,transcription,...`), so `datasets.load_dataset("audiofolder", data_dir=...)` loads it.
@@ -169,6 +171,68 @@ def synthesize(
     return audio
 
 
+def energy_bounds(audio: np.ndarray, threshold: float = 0.05) -> tuple[float, float]:
+    """First and last 10 ms frame whose RMS is above `threshold` x the clip's peak frame RMS, in seconds."""
+    hop = SAMPLING_RATE // 100
+    frames = len(audio) // hop
+    rms = np.sqrt((audio[: frames * hop].reshape(frames, hop).astype(np.float64) ** 2).mean(1))
+    loud = np.nonzero(rms > threshold * rms.max())[0]
+    return loud[0] / 100, (loud[-1] + 1) / 100
+
+
+def split_words(sentence: str, words: set[str] | frozenset[str]) -> list[str]:
+    """The sentence cut into corpus words (longest match first) and single characters."""
+    out, index = [], 0
+    while index < len(sentence):
+        for size in (4, 3, 2, 1):
+            piece = sentence[index : index + size]
+            if size == 1 or piece in words:
+                out.append(piece)
+                index += size
+                break
+    return out
+
+
+def speak_word_by_word(sentence: str, seed: int) -> tuple[np.ndarray, Voice, list[tuple[str, float, float]]]:
+    """`sentence` with each word spoken alone and the words joined by known pauses: audio, voice, word bounds.
+
+    Each word (`split_words`) is cut to its energy bounds, so its span in the recording is where its sound is;
+    pauses are 0.1-1.5 s (a quarter of them 0: the words run into each other), with 0-1 s of silence before and
+    after and, half the time, light noise throughout. Returns the float32 audio, the voice (its `noise_std` the
+    noise added) and `(word, start_s, end_s)` per word. The same `seed` gives the same recording.
+    This is how dictation and slow speech sound, and the word-timestamp benchmark's recordings.
+    """
+    _check_tools()
+    rng = np.random.default_rng(seed)
+    voice = random_voice(rng)
+    voice = Voice(voice.speed, voice.pitch, voice.variant, 0.0)
+    pieces, bounds = [np.zeros(round(rng.uniform(0.0, 1.0) * SAMPLING_RATE), np.float32)], []
+    offset = len(pieces[0]) / SAMPLING_RATE
+    words = split_words(sentence, frozenset(word_list()))
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, word in enumerate(words):
+            clip = _speak(word, voice, Path(tmp))
+            onset, end = energy_bounds(clip)
+            clip = clip[int(onset * SAMPLING_RATE) : int(end * SAMPLING_RATE)]  # the word alone
+            bounds.append((word, offset, offset + len(clip) / SAMPLING_RATE))
+            pause = 0.0 if rng.random() < 0.25 else rng.uniform(0.1, 1.5)
+            if index == len(words) - 1:
+                pause = rng.uniform(0.0, 1.0)
+            pieces += [clip, np.zeros(round(pause * SAMPLING_RATE), np.float32)]
+            offset += len(clip) / SAMPLING_RATE + round(pause * SAMPLING_RATE) / SAMPLING_RATE
+    audio = np.concatenate(pieces)
+    if rng.random() < 0.5:
+        noise_std = rng.uniform(0.001, 0.005)
+        audio = audio + rng.normal(0.0, noise_std, audio.shape).astype(np.float32)
+        voice = Voice(voice.speed, voice.pitch, voice.variant, round(float(noise_std), 4))
+    return audio, voice, bounds
+
+
+def describe_word_times(bounds: Sequence[tuple[str, float, float]]) -> str:
+    """Word bounds as `word:start-end;...` in seconds (metadata column)."""
+    return ";".join(f"{word}:{start:.3f}-{end:.3f}" for word, start, end in bounds)
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> None:
     """Writes float audio in [-1, 1] as 16-bit mono PCM (clipped, rounded)."""
     samples = np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
@@ -177,6 +241,9 @@ def write_wav(path: str | Path, audio: np.ndarray, sampling_rate: int = SAMPLING
         f.setsampwidth(2)
         f.setframerate(sampling_rate)
         f.writeframes(samples.tobytes())
+
+
+WORD_TIME_FIELDS = ("word_times",)
 
 
 def _write_split(folder: Path, sentences: Sequence[str], seed: int, workers: int, plain: bool = False) -> None:
@@ -210,6 +277,25 @@ def _write_split(folder: Path, sentences: Sequence[str], seed: int, workers: int
             writer.writerow(row)
 
 
+def _write_word_by_word_split(folder: Path, sentences: Sequence[str], seed: int, workers: int) -> None:
+    """A split of `speak_word_by_word` recordings, with each word's bounds in the `word_times` column."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{index:06d}.wav" for index in range(len(sentences))]
+
+    def one(index: int) -> tuple[Voice, str]:
+        audio, voice, bounds = speak_word_by_word(sentences[index], seed * 1_000_003 + index)
+        write_wav(folder / names[index], audio)
+        return voice, describe_word_times(bounds)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        rows = list(pool.map(one, range(len(sentences))))
+    with open(folder / "metadata.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METADATA_FIELDS + WORD_TIME_FIELDS)
+        writer.writeheader()
+        for name, sentence, (voice, times) in zip(names, sentences, rows, strict=True):
+            writer.writerow({"file_name": name, "transcription": sentence, **asdict(voice), "word_times": times})
+
+
 def corpus_sentences(
     num_train: int, num_test: int, seed: int = 0, min_chars: int = 4, max_chars: int = 12
 ) -> tuple[list[str], list[str]]:
@@ -229,23 +315,31 @@ def build_corpus(
     workers: int = 2,
     plain: bool = False,
     splits: Sequence[str] = ("train", "test"),
+    word_by_word: bool = False,
 ) -> Path:
     """Writes the `train/` and `test/` audiofolder splits under `output_dir` and returns it.
 
     Test sentences are drawn after, and never equal to, the training sentences; voices differ per utterance.
     `plain=True` leaves out the silences and pauses (the corpus the first demo model was trained on, byte for byte);
-    `splits` picks which of the two folders to write (the sentences are the same either way).
+    `word_by_word=True` speaks each word alone instead (`speak_word_by_word`: dictation-like speech with a pause or
+    none between every two words) and records the word bounds; `splits` picks which of the two folders to write
+    (the sentences are the same whatever the style).
     """
     _check_tools()
     unknown = set(splits) - {"train", "test"}
     if unknown or not splits:
         raise ValueError(f"splits must be a non-empty subset of ('train', 'test'), got {tuple(splits)}")
+    if plain and word_by_word:
+        raise ValueError("plain and word_by_word are two different styles: choose one")
     output_dir = Path(output_dir)
     train, test = corpus_sentences(num_train, num_test, seed, min_chars, max_chars)
-    if "train" in splits:
-        _write_split(output_dir / "train", train, seed=2 * seed + 10, workers=workers, plain=plain)
-    if "test" in splits:
-        _write_split(output_dir / "test", test, seed=2 * seed + 11, workers=workers, plain=plain)
+    for split, sentences, split_seed in (("train", train, 2 * seed + 10), ("test", test, 2 * seed + 11)):
+        if split not in splits:
+            continue
+        if word_by_word:
+            _write_word_by_word_split(output_dir / split, sentences, seed=split_seed, workers=workers)
+        else:
+            _write_split(output_dir / split, sentences, seed=split_seed, workers=workers, plain=plain)
     return output_dir
 
 
@@ -258,8 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-chars", type=int, default=4)
     parser.add_argument("--max-chars", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes")
-    parser.add_argument(
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument(
         "--plain", action="store_true", help="no leading/trailing silence or pauses (the corpus before issue #14)"
+    )
+    style.add_argument(
+        "--word-by-word", action="store_true", help="each word spoken alone, joined by pauses (with word times)"
     )
     parser.add_argument(
         "--splits", nargs="+", choices=["train", "test"], default=["train", "test"], help="folders to write"
@@ -275,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workers,
         plain=args.plain,
         splits=args.splits,
+        word_by_word=args.word_by_word,
     )
     counts = {"train": f"{args.num_train} training", "test": f"{args.num_test} test"}
     print(f"wrote {' and '.join(counts[split] for split in args.splits)} utterances to {out}")
