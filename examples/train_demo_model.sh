@@ -2,14 +2,14 @@
 # Trains the bundled demo model (src/transformers_fireredasr/demo/) from nothing: an 8,000-utterance synthetic
 # corpus, a 2.5M-parameter AED trained for 4,000 steps with an auxiliary pinyin CTC loss (about 70 minutes on one
 # CPU core), then the held-out CER with the model's default decoding; then stage 2
-# (examples/train_demo_silence_ctc.sh: a character CTC head) and stage 3 (examples/train_demo_pauses.sh: silence
-# and pauses). See the demo's README.md.
+# (examples/train_demo_silence_ctc.sh: a character CTC head), stage 3 (examples/train_demo_pauses.sh: silence
+# and pauses) and stage 4 (examples/train_demo_words.sh: speech spoken word by word). See the demo's README.md.
 # Usage: bash examples/train_demo_model.sh [WORK_DIR]   (needs espeak-ng, sox and the `train` extra)
 set -euo pipefail
 work="${1:-demo-work}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 # Stage 1 learns from sentences without pauses (`--plain`, the corpus as it was before issue #14).
-fireredasr-make-corpus "$work/corpus-plain" --num-train 8000 --num-test 300 --seed 0 --plain
+bash "$repo/examples/make_demo_corpora.sh" "$work" corpus-plain
 # One thread: on a 2-core machine shared with other work it is faster than two (no OpenMP barrier stalls).
 # The pinyin CTC loss is what makes it learn in an hour: with character targets only, the loss sits at the
 # unigram entropy for thousands of steps (see README, "Training from scratch").
@@ -25,3 +25,4 @@ done
 python "$repo/examples/evaluate_cer.py" --model "$demo" --data_dir "$work/corpus-plain" --split test
 bash "$repo/examples/train_demo_silence_ctc.sh" "$work/run" "$work"
 bash "$repo/examples/train_demo_pauses.sh" "$work/run-head" "$work"
+bash "$repo/examples/train_demo_words.sh" "$work/run-pauses" "$work"

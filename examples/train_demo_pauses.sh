@@ -16,9 +16,7 @@ set -euo pipefail
 start="$1"
 work="${2:-demo-work}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-[ -f "$work/corpus/train/metadata.csv" ] || fireredasr-make-corpus "$work/corpus" --num-train 8000 --num-test 300 --seed 0
-[ -f "$work/corpus-plain/train/metadata.csv" ] || \
-    fireredasr-make-corpus "$work/corpus-plain" --num-train 8000 --num-test 300 --seed 0 --plain
+bash "$repo/examples/make_demo_corpora.sh" "$work" corpus corpus-plain
 # One thread: on a 2-core machine shared with other work it is faster than two (no OpenMP barrier stalls).
 OMP_NUM_THREADS=1 python "$repo/examples/finetune_aed.py" --model_name_or_path "$start" --data_dir "$work/corpus" \
     --extra_train_dirs "$work/corpus-plain" --output_dir "$work/run-pauses" --seed 0 --ctc_weight 0.3 \

@@ -14,9 +14,7 @@ start="$1"
 work="${2:-demo-work}"
 steps="${3:-300}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-[ -f "$work/corpus/train/metadata.csv" ] || fireredasr-make-corpus "$work/corpus" --num-train 8000 --num-test 300 --seed 0
-[ -f "$work/corpus-plain/test/metadata.csv" ] || \
-    fireredasr-make-corpus "$work/corpus-plain" --num-train 8000 --num-test 300 --seed 0 --plain --splits test
+bash "$repo/examples/make_demo_corpora.sh" "$work" corpus corpus-plain
 # One thread: on a 2-core machine shared with other work it is faster than two (no OpenMP barrier stalls).
 OMP_NUM_THREADS=1 python "$repo/examples/finetune_aed.py" --model_name_or_path "$start" --add_ctc_head \
     --train_only_ctc_head --ctc_weight 1.0 --ctc_targets characters --data_dir "$work/corpus" \
