@@ -14,7 +14,6 @@ disappear into the words). The offsets are measured by `benchmarks/bench_timesta
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,31 +52,37 @@ def forced_align(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0)
         )
     if not tokens:
         return np.full(frames, -1, dtype=np.int64), float(log_probs[:, blank].double().sum())
-    states = torch.full((2 * len(tokens) + 1,), blank, dtype=torch.long)
-    states[1::2] = torch.tensor(tokens)
+    states = np.full(2 * len(tokens) + 1, blank, dtype=np.int64)
+    states[1::2] = tokens
     num_states = len(states)
-    emit = log_probs.detach().float().cpu()[:, states]  # (frames, states)
+    # The recursion runs in numpy, not torch: it is a few tiny element-wise ops per frame, where torch's per-op
+    # dispatch cost (about 4 us) made the alignment most of the timestamp pass.
+    emit = log_probs.detach().float().cpu().numpy()[:, states]  # (frames, states)
     # A token state may be entered from two back (skipping the blank between) unless that is the same token.
-    skip = torch.zeros(num_states, dtype=torch.bool)
-    skip[3::2] = states[3::2] != states[1:-2:2]
-    neg_inf = torch.tensor(-math.inf)
-    alpha = torch.full((num_states,), -math.inf)
-    alpha[:2] = emit[0, :2]
-    back = torch.zeros(frames, num_states, dtype=torch.int8)
+    skip_penalty = np.full(num_states, -np.inf, dtype=np.float32)
+    skip_penalty[3::2] = np.where(states[3::2] != states[1:-2:2], 0.0, -np.inf)
+    # alpha lives at padded[2:], so padded[1:-1] is "from the previous state" and padded[:-2] "from two back".
+    padded = np.full(num_states + 2, -np.inf, dtype=np.float32)
+    padded[2:4] = emit[0, :2]
+    back = np.zeros((frames, num_states), dtype=np.int8)
     for t in range(1, frames):
-        from_prev = torch.cat((neg_inf.view(1), alpha[:-1]))
-        from_skip = torch.where(skip, torch.cat((neg_inf.expand(2), alpha[:-2])), neg_inf)
-        best, choice = torch.stack((alpha, from_prev, from_skip)).max(dim=0)
-        alpha = best + emit[t]
-        back[t] = choice.to(torch.int8)
+        alpha, from_prev = padded[2:], padded[1:-1]
+        from_skip = padded[:-2] + skip_penalty
+        best = np.maximum(alpha, from_prev)
+        choice = (from_prev > alpha).astype(np.int8)  # ties keep the state (the first of the three)
+        take_skip = from_skip > best
+        choice[take_skip] = 2
+        best[take_skip] = from_skip[take_skip]
+        padded[2:] = best + emit[t]
+        back[t] = choice
+    alpha = padded[2:]
     last = num_states - 1 if alpha[-1] >= alpha[-2] else num_states - 2
     score = float(alpha[last])
-    back_np = back.numpy()
     path = np.empty(frames, dtype=np.int64)
     state = last
     for t in range(frames - 1, -1, -1):
         path[t] = state
-        state -= int(back_np[t, state])
+        state -= int(back[t, state])
     return np.where(path % 2 == 1, path // 2, -1), score
 
 
