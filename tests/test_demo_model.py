@@ -188,3 +188,19 @@ def test_bundled_demo_gives_word_timestamps(asr, fresh_speech):
         assert all(0.0 < w["confidence"] <= 1.0 for w in words)
         # The words cover the speech: the first starts in its first half second, the last ends near its end.
         assert times[0][0] < 0.5 and times[-1][1] > len(clip) / RATE - 0.6
+
+
+def test_bundled_demo_word_timestamps_keep_the_pause(asr, silence_clips):
+    """Issue #14: a 0.3 s pause between two words shows as a gap between them (FireRedASR2's rule closes it)."""
+    sentences, _, paused, _ = silence_clips
+    for (audio, pause_start), sentence in zip(paused, sentences, strict=True):
+        times = [w["timestamp"] for w in asr(audio, return_timestamps="word")["chunks"]]
+        gaps = [(end, start) for (_, end), (start, _) in zip(times[:-1], times[1:], strict=True)]
+        # espeak-ng ends each half with a little silence of its own, so the gap may open before the inserted pause.
+        assert any(
+            end <= pause_start + 0.1 and start >= pause_start + 0.2 and start - end >= 0.25 for end, start in gaps
+        ), (
+            sentence,
+            pause_start,
+            times,
+        )
