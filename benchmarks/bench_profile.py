@@ -50,9 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=20, help="operators per profiler table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="our KV cache")
-    precision = parser.add_mutually_exclusive_group()
-    precision.add_argument("--ours-dtype", default=None, choices=["float32", "bfloat16"], help="our weights' dtype")
-    precision.add_argument(
+    # Both together give a quantized model loaded in that dtype, as bench_speed.py and bench_precision.py do.
+    parser.add_argument("--ours-dtype", default=None, choices=["float32", "bfloat16"], help="our weights' dtype")
+    parser.add_argument(
         "--quantize", default=None, choices=list(QUANTIZE_MODES), help="a torchao int8 mode, as bench_speed.py"
     )
     options = parser.parse_args(argv)
