@@ -123,7 +123,8 @@ def build_models(options) -> tuple[torch.nn.Module, torch.nn.Module, argparse.Na
 
 def quantized(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """`model` saved and loaded again with `--quantize`'s TorchAoConfig, the way a user gets it from
-    `from_pretrained(..., quantization_config=quantization_config(mode))`."""
+    `from_pretrained(..., quantization_config=quantization_config(mode))`, with the same attention implementation
+    (the saved config does not keep it)."""
     import tempfile
 
     from transformers_fireredasr import FireRedAedForConditionalGeneration
@@ -131,10 +132,13 @@ def quantized(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
-        generation_config = model.generation_config
+        generation_config, attention = model.generation_config, model.config._attn_implementation
         del model
         loaded = FireRedAedForConditionalGeneration.from_pretrained(
-            folder, quantization_config=quantization_config(mode), device_map="cpu"
+            folder,
+            quantization_config=quantization_config(mode),
+            device_map="cpu",
+            attn_implementation=attention,
         )
     loaded.generation_config = generation_config
     return loaded.eval()
@@ -273,15 +277,21 @@ def run_reference(model, features, lengths, beam: int, max_new_tokens: int) -> l
     return [hyp[0]["yseq"].tolist() for hyp in hyps]
 
 
-def cache_settings(cache: str, compile_mode: str) -> dict:
+def cache_settings(cache: str, compile_mode: str, device: str = "cpu") -> dict:
     """`generate()` keywords for `--cache` and `--compile`: a static cache compiles its decoding steps on an
-    accelerator by transformers' own rule (`auto`); `on` compiles on any device (fullgraph), `off` never."""
+    accelerator by transformers' own rule (`auto`); `on` compiles on any device (fullgraph; on the CPU with the
+    package's documented settings, `cpu_compile_config()`: frozen weights and max-autotune), `off` never."""
     settings = {"cache_implementation": cache}
     if compile_mode == "on":
         from transformers import CompileConfig
 
-        compile_config = CompileConfig(fullgraph=True)
-        compile_config._compile_all_devices = True  # transformers' switch for compiling on the CPU too
+        from transformers_fireredasr import cpu_compile_config
+
+        if device == "cpu":
+            compile_config = cpu_compile_config()
+        else:
+            compile_config = CompileConfig(fullgraph=True)
+            compile_config._compile_all_devices = True  # transformers' switch for compiling on any device
         settings["compile_config"] = compile_config
     elif compile_mode == "off":
         settings["disable_compile"] = True
@@ -398,7 +408,12 @@ def bench_setting(reference, ours, options, batch: int, beam: int, seconds: floa
 
     def call_ours():
         return run_ours(
-            ours, features, mask, beam, options.max_new_tokens, **cache_settings(options.cache, options.compile)
+            ours,
+            features,
+            mask,
+            beam,
+            options.max_new_tokens,
+            **cache_settings(options.cache, options.compile, options.device),
         )
 
     audio = batch * seconds if not options.ragged else float(lengths.sum()) / FRAMES_PER_SECOND
@@ -633,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {len(differences)} of {row['batch']} transcripts differ from the reference's "
                           f"{options.dtype} ({reduced_precision(options)} on our side)")  # fmt: skip
                 if options.profile:
-                    settings = cache_settings(options.cache, options.compile)
+                    settings = cache_settings(options.cache, options.compile, options.device)
                     print(profile_ours(ours, row, beam, options.max_new_tokens, settings))
     return finish(rows, failures, reduced_precision(options))
 

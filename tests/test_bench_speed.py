@@ -86,7 +86,7 @@ def test_static_cache_with_compiled_steps_reports_identical_transcripts(bench, c
     assert bench.main([*TINY, "--cache", "static", "--compile", "on"]) == 0
     output = capsys.readouterr().out
     assert "cache (ours) static, compile on" in output
-    assert compiled and all(config.fullgraph for config in compiled)
+    assert compiled and all(config.fullgraph and config.options["freezing"] for config in compiled)
     (row,) = table_rows(output, bench.TABLE_COLUMNS)
     assert row["transcripts"] == "identical (2/2 distinct)"
 

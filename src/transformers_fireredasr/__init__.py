@@ -2,6 +2,7 @@
 and with `pipeline("automatic-speech-recognition")`."""
 
 from . import _torchao_notices  # noqa: F401 - before transformers is imported (see the module)
+from .compiled_decoding import compiled_decoding_kwargs, cpu_compile_config, forget_compiled_decoding
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
@@ -39,4 +40,7 @@ __all__ = [
     "FireRedLlmPreTrainedModel",
     "FireRedLlmProcessor",
     "SmoothedLogSoftmaxProcessor",
+    "compiled_decoding_kwargs",
+    "cpu_compile_config",
+    "forget_compiled_decoding",
 ]

@@ -68,6 +68,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "with int8-weight's decoder; accuracy and speed against fp32 are in benchmarks/RESULTS.md",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the decoding steps (static cache; on the CPU with frozen weights and max-autotune): the fastest "
+        "CPU mode with --quantize int8-weight --dtype bfloat16; the first call compiles (about 1.5 min at AED-L), "
+        "see benchmarks/RESULTS.md",
+    )
+    parser.add_argument(
         "--output-format",
         default=None,
         choices=["text", "jsonl", "srt", "vtt"],
@@ -211,11 +218,17 @@ def pipeline_call_kwargs(
     hotwords: list | None,
     max_segment_seconds: float | None,
     merge_segments_seconds: float | None,
+    compile_device: str | None = None,
 ) -> dict:
-    """The pipeline call options that the decoding flags give, for audio files and archive runs alike."""
+    """The pipeline call options that the decoding flags give, for audio files and archive runs alike
+    (`compile_device`: `--compile`'s compiled decoding steps for that device)."""
     generate_kwargs: dict = {} if num_beams is None else {"num_beams": num_beams}
     if hotwords:
         generate_kwargs["hotwords"] = hotwords
+    if compile_device is not None:
+        from .compiled_decoding import compiled_decoding_kwargs
+
+        generate_kwargs.update(compiled_decoding_kwargs(compile_device))
     kwargs: dict = {"generate_kwargs": generate_kwargs}
     if max_segment_seconds is not None:
         kwargs["chunk_length_s"] = max_segment_seconds
@@ -309,7 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     call_kwargs = pipeline_call_kwargs(
-        options.num_beams, options.hotwords, options.max_segment_seconds, options.merge_segments_seconds
+        options.num_beams,
+        options.hotwords,
+        options.max_segment_seconds,
+        options.merge_segments_seconds,
+        compile_device=options.device if options.compile else None,
     )
     if options.output_format != "text":
         call_kwargs["return_timestamps"] = True

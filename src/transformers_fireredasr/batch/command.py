@@ -43,6 +43,7 @@ def run_config(options: argparse.Namespace, model: str) -> RunConfig:
         max_segment_seconds=options.max_segment_seconds,
         merge_segments_seconds=options.merge_segments_seconds,
         timestamps=options.timestamps,
+        compile=options.compile,
         batch_seconds=options.batch_seconds,
         num_workers=options.num_workers,
         progress=not options.no_progress,

@@ -38,6 +38,8 @@ class RunConfig:
     max_segment_seconds: float | None = None
     merge_segments_seconds: float | None = None
     timestamps: str = "segment"  # "segment": the decoded pieces; "word" / "char" add CTC-timed words (tokens)
+    # --compile: compiled decoding steps, a speed setting like the ones below (fp32 transcripts are unchanged).
+    compile: bool = False
     batch_seconds: float = 120.0
     num_workers: int | None = None  # None: 1 with CUDA, 0 on the CPU (workers would take the model's cores)
     progress: bool = True
@@ -48,7 +50,11 @@ class RunConfig:
         from ..cli import pipeline_call_kwargs
 
         kwargs = pipeline_call_kwargs(
-            self.num_beams, self.hotwords, self.max_segment_seconds, self.merge_segments_seconds
+            self.num_beams,
+            self.hotwords,
+            self.max_segment_seconds,
+            self.merge_segments_seconds,
+            compile_device=self.device if self.compile else None,
         )
         if self.timestamps != "segment":  # word times never change the text; segments would (pauses)
             kwargs["return_timestamps"] = self.timestamps

@@ -1,0 +1,94 @@
+"""Compiled decoding steps on the CPU: the fastest documented way to run FireRedASR-AED without a GPU.
+
+    model.generate(**inputs, **compiled_decoding_kwargs())                       # Python
+    pipeline("automatic-speech-recognition", model=..., generate_kwargs=compiled_decoding_kwargs())
+    fireredasr-transcribe --compile audio.wav                                     # the command line
+
+It asks for a static cache, so that every decoding step after the first has the same shapes, and runs those steps
+through `torch.compile` with two Inductor settings that pay on the CPU:
+- `freezing`: the weights become constants of the compiled code, which Inductor prepacks for oneDNN (the eager path
+  does that only for fp32, `cpu_linear.py`) and fuses the small operations of a step around;
+- `max_autotune` with its C++ GEMM templates: for `int8-weight`'s int8 weights it picks Inductor's weight-only int8
+  kernel, which reads them faster than torch's `_weight_int8pack_mm` at three beam rows.
+At AED-L (beam 3, 2 threads) this made a decoding step about 20 ms in int8-weight + bf16, against 51 ms eagerly
+(benchmarks/RESULTS.md, issue #19). On a GPU the static cache alone is asked for: transformers then compiles the
+steps itself, with CUDA graphs.
+
+Why by hand: transformers compiles `generate`'s steps only on accelerators. On the CPU only its testing switch
+`CompileConfig._compile_all_devices` turns that on, and its default mode (`reduce-overhead`, CUDA graphs) does
+nothing there; this module is the one place that sets it.
+
+Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
+bundled demo), and a new shape (another batch size or encoder length) compiles again, after which torch compiles
+shape-generic code. The compiled code keeps its own copy of the weights: when they change afterwards (training,
+`load_state_dict`), `generate` notices, warns and decodes eagerly; `forget_compiled_decoding(model)` lets the next
+call compile the new weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from transformers import CompileConfig
+
+# What torch.compile hands to Inductor (as `options`, which excludes a `mode`).
+INDUCTOR_OPTIONS = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+
+
+def cpu_compile_config() -> CompileConfig:
+    """transformers' `CompileConfig` for compiled decoding steps on the CPU (module docstring)."""
+    config = CompileConfig(fullgraph=True, mode=None, options=dict(INDUCTOR_OPTIONS))
+    # transformers' own switch for compiling outside accelerators (generation/configuration_utils.py).
+    config._compile_all_devices = True
+    return config
+
+
+def compiled_decoding_kwargs(device: str | torch.device = "cpu") -> dict:
+    """`generate()` keywords that compile the decoding steps on `device`: a static cache, plus `cpu_compile_config()`
+    on the CPU (on an accelerator, transformers compiles static-cache steps by itself)."""
+    kwargs: dict = {"cache_implementation": "static"}
+    if torch.device(device).type == "cpu":
+        kwargs["compile_config"] = cpu_compile_config()
+    return kwargs
+
+
+def freezes_weights(compile_config: CompileConfig | None) -> bool:
+    """Whether `compile_config` folds the weights into the compiled code (Inductor's `freezing`)."""
+    return bool(compile_config is not None and (compile_config.options or {}).get("freezing"))
+
+
+def weights_fingerprint(model: torch.nn.Module) -> tuple:
+    """Where every parameter lives and how often it was changed in place: what a frozen compile depends on."""
+    return tuple((parameter.data_ptr(), parameter._version) for parameter in model.parameters())
+
+
+def frozen_call_usable(model: torch.nn.Module, compiled_call) -> bool:
+    """True when `compiled_call` (from `get_compiled_call` with freezing) was compiled from the model's current
+    weights, or is new (its weights are recorded now); False, with a warning, when they changed since."""
+    fingerprint = weights_fingerprint(model)
+    recorded = getattr(model, "_fireredasr_frozen_weights", None)
+    if recorded is None or recorded[0] is not compiled_call:
+        model._fireredasr_frozen_weights = (compiled_call, fingerprint)
+        return True
+    if recorded[1] == fingerprint:
+        return True
+    warnings.warn(
+        "the model's weights changed after its decoding steps were compiled with frozen weights, so this call decodes "
+        "without the compiled steps; call transformers_fireredasr.forget_compiled_decoding(model) to compile the new "
+        "weights on the next call",
+        stacklevel=4,
+    )
+    return False
+
+
+def forget_compiled_decoding(model: torch.nn.Module) -> None:
+    """Drops the model's compiled decoding steps so that the next `generate` compiles its current weights. It calls
+    `torch._dynamo.reset()`, which clears every compiled function of the process."""
+    for name in ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights"):
+        if hasattr(model, name):
+            delattr(model, name)
+    torch._dynamo.reset()
+
+
+__all__ = ["compiled_decoding_kwargs", "cpu_compile_config", "forget_compiled_decoding"]

@@ -1,0 +1,105 @@
+"""Compiled decoding steps on the CPU (`compiled_decoding.py`): the documented switch compiles the steps with frozen
+weights and max-autotune, transcribes like eager decoding on the bundled demo, and never decodes with stale weights."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from transformers_fireredasr import compiled_decoding_kwargs, cpu_compile_config, forget_compiled_decoding
+from transformers_fireredasr.audio_io import load_waveform
+from transformers_fireredasr.cli import bundled_model_dir
+
+DEMO = bundled_model_dir()
+CLIPS = sorted((Path(__file__).resolve().parents[1] / "examples" / "audio").glob("held_out_*.wav"))
+pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(DEMO))
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO)).eval()
+    features = processor([load_waveform(str(path)) for path in CLIPS], sampling_rate=16000, return_tensors="pt")
+    yield model, processor, features
+    forget_compiled_decoding(model)
+
+
+def generate(model, features, **kwargs) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.generate(**features, **kwargs)
+
+
+def test_the_switch_asks_for_a_static_cache_and_frozen_autotuned_steps_on_the_cpu_only():
+    kwargs = compiled_decoding_kwargs()
+    assert kwargs["cache_implementation"] == "static"
+    config = kwargs["compile_config"]
+    assert config.fullgraph and config.mode is None and config._compile_all_devices
+    assert config.options["freezing"] and config.options["max_autotune"]
+    assert config == cpu_compile_config()  # equal configs: transformers keeps the compiled call between calls
+    assert compiled_decoding_kwargs("cuda") == {"cache_implementation": "static"}  # transformers compiles there
+
+
+def test_compiled_steps_transcribe_like_eager_decoding(demo):
+    """The demo's two held-out clips as a batch, then one alone (a new shape compiles again): the token ids are
+    those of eager decoding, and the compiled call is really made."""
+    model, processor, features = demo
+    single = processor([load_waveform(str(CLIPS[0]))], sampling_rate=16000, return_tensors="pt")
+    expected, expected_single = generate(model, features), generate(model, single)
+    compiled = generate(model, features, **compiled_decoding_kwargs())
+    assert "_compiled_call" in model.__dict__, "the compiled steps were not used"
+    assert torch.equal(compiled, expected)
+    assert torch.equal(generate(model, single, **compiled_decoding_kwargs()), expected_single)
+    assert all(processor.batch_decode(compiled, skip_special_tokens=True))
+
+
+def test_weights_changed_after_compiling_are_noticed(demo):
+    """Frozen weights live in the compiled code, so an in-place change afterwards would be ignored: generate warns
+    and decodes eagerly with the new weights; after `forget_compiled_decoding` it compiles them."""
+    model, _, features = demo
+    before = generate(model, features, **compiled_decoding_kwargs())  # compiled (or kept from the test before)
+    layer = model.model.decoder.layers[0].fc1
+    original = layer.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            layer.weight.mul_(-1.5)
+        changed = generate(model, features)
+        assert not torch.equal(changed, before)  # so stale weights would show
+        with pytest.warns(UserWarning, match="weights changed after its decoding steps were compiled"):
+            after = generate(model, features, **compiled_decoding_kwargs())
+        assert torch.equal(after, changed)
+        forget_compiled_decoding(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            recompiled = generate(model, features, **compiled_decoding_kwargs())
+        assert "_compiled_call" in model.__dict__ and torch.equal(recompiled, changed)
+    finally:
+        with torch.no_grad():
+            layer.weight.copy_(original)
+        forget_compiled_decoding(model)
+
+
+def test_the_command_line_takes_compile(monkeypatch, capsys):
+    """`--compile` decodes through the compiled steps: fp32 transcripts as without it; with the fastest CPU mode's
+    other switches (`--quantize int8-weight --dtype bfloat16`) close to them."""
+    import jiwer
+
+    from transformers_fireredasr import cli, generation_fireredasr
+
+    clips = [str(path) for path in CLIPS]
+    assert cli.main([*clips, "--no-progress"]) == 0
+    expected = capsys.readouterr().out
+    used = []
+    check = generation_fireredasr.frozen_call_usable
+    monkeypatch.setattr(generation_fireredasr, "frozen_call_usable", lambda *a: used.append(1) or check(*a))
+    assert cli.main([*clips, "--no-progress", "--compile"]) == 0
+    assert capsys.readouterr().out == expected and used
+    used.clear()
+    fastest = ["--compile", "--quantize", "int8-weight", "--dtype", "bfloat16"]
+    assert cli.main([*clips, "--no-progress", *fastest]) == 0
+    texts = capsys.readouterr().out.strip().splitlines()
+    assert used and len(texts) == 2 and jiwer.cer(expected.strip().splitlines(), texts) <= 0.15, (expected, texts)
