@@ -4,7 +4,7 @@ against fp32, on held-out speech.
 Workload: `--utterances` held-out sentences of the demo corpus (never trained on), spoken by espeak-ng in random
 voices (fixed seeds), decoded with the model's own settings (FireRedASR's beam search, beam 3) in batches of
 `--batch`. Each mode loads the model the documented way (`dtype=torch.bfloat16`, or `quantization_config=
-quantization_config(mode)`); reported per mode: the share of transcripts identical to fp32, the CER against fp32's
+quantization_config(mode)`; a `+compiled` mode also decodes with `compiled_decoding_kwargs()`); reported per mode: the share of transcripts identical to fp32, the CER against fp32's
 transcripts, the CER against the reference sentences, and the decode seconds (one run each after a warm-up batch;
 the speed of the published size is `bench_speed.py`'s job).
 
@@ -24,7 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MODES = ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-mixed", "int8-weight+bfloat16"]
+# "+" joins switches as a user combines them: `--quantize int8-weight --dtype bfloat16 --compile`.
+MODES = [
+    "float32",
+    "bfloat16",
+    "int8-weight",
+    "int8-dynamic",
+    "int8-mixed",
+    "int8-weight+bfloat16",
+    "float32+compiled",
+    "int8-weight+bfloat16+compiled",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,31 +67,32 @@ def held_out_speech(count: int, seed: int) -> tuple[list[str], list[np.ndarray]]
 
 
 def load(folder: str, mode: str):
-    """The model in `mode`, loaded as a user loads it."""
+    """The model in `mode`, loaded as a user loads it, and the `generate()` keywords the mode adds."""
     from transformers import AutoModelForSpeechSeq2Seq
 
     import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
+    from transformers_fireredasr import compiled_decoding_kwargs
     from transformers_fireredasr.quantization import QUANTIZE_MODES, quantization_config
 
-    quantize, _, dtype = mode.partition("+")  # "int8-weight+bfloat16": both switches, as `--quantize --dtype`
-    if quantize in QUANTIZE_MODES:
-        model = AutoModelForSpeechSeq2Seq.from_pretrained(
-            folder,
-            quantization_config=quantization_config(quantize),
-            device_map="cpu",
-            **({"dtype": getattr(torch, dtype)} if dtype else {}),
-        )
-    else:
-        model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, dtype=getattr(torch, mode))
-    return model.eval()
+    switches = mode.split("+")  # "int8-weight+bfloat16+compiled": `--quantize int8-weight --dtype bfloat16 --compile`
+    quantize = next((switch for switch in switches if switch in QUANTIZE_MODES), None)
+    dtype = next((switch for switch in switches if switch in ("float32", "bfloat16")), None)
+    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
+    if quantize:
+        kwargs.update(quantization_config=quantization_config(quantize), device_map="cpu")
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, **kwargs)
+    return model.eval(), (compiled_decoding_kwargs() if "compiled" in switches else {})
 
 
-def transcribe(model, processor, audio: list[np.ndarray], batch: int) -> tuple[list[str], float]:
+def transcribe(
+    model, processor, audio: list[np.ndarray], batch: int, generate_kwargs: dict | None = None
+) -> tuple[list[str], float]:
     texts, start = [], time.perf_counter()
     with torch.inference_mode():
         for first in range(0, len(audio), batch):
             inputs = processor(audio[first : first + batch], sampling_rate=16000, return_tensors="pt")
-            texts += processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)
+            output = model.generate(**inputs, **(generate_kwargs or {}))
+            texts += processor.batch_decode(output, skip_special_tokens=True)
     return texts, time.perf_counter() - start
 
 
@@ -99,9 +110,10 @@ def main(argv=None) -> int:
     sentences, audio = held_out_speech(options.utterances, options.seed)
     rows, baseline = [], None
     for mode in options.modes:
-        model = load(folder, mode)
-        transcribe(model, processor, audio[: options.batch], options.batch)  # warm-up (kernel selection, caches)
-        texts, seconds = transcribe(model, processor, audio, options.batch)
+        model, generate_kwargs = load(folder, mode)
+        # Warm-up (kernel selection, caches; a compiled mode compiles its first shape, later shapes during the run).
+        transcribe(model, processor, audio[: options.batch], options.batch, generate_kwargs)
+        texts, seconds = transcribe(model, processor, audio, options.batch, generate_kwargs)
         baseline = baseline or texts
         row = {
             "mode": mode,

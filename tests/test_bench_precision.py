@@ -23,8 +23,9 @@ def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
     out = tmp_path / "precision.json"
     assert bench_precision.main(["--utterances", "4", "--json", str(out)]) == 0
     rows = {row["mode"]: row for row in json.loads(out.read_text())["rows"]}
-    assert list(rows) == ["float32", "bfloat16", "int8-weight", "int8-dynamic", "int8-mixed", "int8-weight+bfloat16"]
+    assert list(rows) == bench_precision.MODES and "int8-weight+bfloat16+compiled" in rows
     assert rows["float32"]["identical to fp32"] == 1.0 and rows["float32"]["CER vs fp32"] == 0.0
+    assert rows["float32+compiled"]["identical to fp32"] == 1.0  # compiling changes no fp32 transcript
     assert rows["float32"]["CER vs reference"] < 0.5  # the demo knows these characters
     for row in rows.values():
         assert 0 <= row["identical to fp32"] <= 1 and 0 <= row["CER vs fp32"] < 1 and row["decode s"] > 0
@@ -32,10 +33,13 @@ def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
 
 @pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_a_combined_mode_loads_with_both_switches(bench_precision):
-    """`int8-weight+bfloat16` is `quantization_config` and `dtype` together: int8 decoder weights, bf16 elsewhere."""
+    """`int8-weight+bfloat16` is `quantization_config` and `dtype` together: int8 decoder weights, bf16 elsewhere;
+    `+compiled` adds the compiled decoding steps' `generate()` keywords."""
     pytest.importorskip("torchao")
     import torch
 
-    model = bench_precision.load(str(cli.bundled_model_dir()), "int8-weight+bfloat16")
+    model, generate_kwargs = bench_precision.load(str(cli.bundled_model_dir()), "int8-weight+bfloat16")
     assert model.model.encoder.layers[0].feed_forward1.linear1.weight.dtype == torch.bfloat16
-    assert "Int8" in type(model.model.decoder.layers[0].fc1.weight).__name__
+    assert "Int8" in type(model.model.decoder.layers[0].fc1.weight).__name__ and generate_kwargs == {}
+    _, generate_kwargs = bench_precision.load(str(cli.bundled_model_dir()), "int8-weight+bfloat16+compiled")
+    assert generate_kwargs["cache_implementation"] == "static" and generate_kwargs["compile_config"].options

@@ -44,6 +44,21 @@ def test_the_switch_asks_for_a_static_cache_and_frozen_autotuned_steps_on_the_cp
     assert compiled_decoding_kwargs("cuda") == {"cache_implementation": "static"}  # transformers compiles there
 
 
+def test_inductor_options_are_in_effect_while_the_compiled_steps_run():
+    """torch.compile drops `freezing` when given as an option, so the steps run with the options set in Inductor's
+    config (where compiling, inside the first call, reads them), and only while they run."""
+    import torch._inductor.config as inductor
+
+    from transformers_fireredasr.compiled_decoding import with_inductor_options
+
+    seen = []
+    call = with_inductor_options(
+        lambda x: seen.append((inductor.freezing, inductor.max_autotune)) or x, cpu_compile_config()
+    )
+    assert call(3) == 3 and seen == [(True, True)]
+    assert not inductor.freezing and not inductor.max_autotune
+
+
 def test_compiled_steps_transcribe_like_eager_decoding(demo):
     """The demo's two held-out clips as a batch, then one alone (a new shape compiles again): the token ids are
     those of eager decoding, and the compiled call is really made."""

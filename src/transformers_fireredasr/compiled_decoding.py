@@ -16,7 +16,8 @@ steps itself, with CUDA graphs.
 
 Why by hand: transformers compiles `generate`'s steps only on accelerators. On the CPU only its testing switch
 `CompileConfig._compile_all_devices` turns that on, and its default mode (`reduce-overhead`, CUDA graphs) does
-nothing there; this module is the one place that sets it.
+nothing there; this module is the one place that sets it. torch.compile also ignores `freezing` passed as an
+option, so the steps run inside `torch._inductor.config.patch(...)` (`with_inductor_options`).
 
 Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
 bundled demo), and a new shape (another batch size or encoder length) compiles again, after which torch compiles
@@ -28,6 +29,7 @@ call compile the new weights.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from transformers import CompileConfig
@@ -51,6 +53,23 @@ def compiled_decoding_kwargs(device: str | torch.device = "cpu") -> dict:
     if torch.device(device).type == "cpu":
         kwargs["compile_config"] = cpu_compile_config()
     return kwargs
+
+
+def with_inductor_options(compiled_call: Callable, compile_config: CompileConfig) -> Callable:
+    """`compiled_call` run with `compile_config.options` set in Inductor's config, where they take effect.
+
+    Why: `torch.compile(options={"freezing": True})` compiles without freezing (torch 2.13: the option reaches
+    Inductor after the choice of a frozen graph is made), so the options are also set around every call; compiling
+    happens inside the first call (and recompiling inside later ones), so it sees them."""
+    import torch._inductor.config
+
+    options = dict(compile_config.options or {})
+
+    def call(*args, **kwargs):
+        with torch._inductor.config.patch(options):
+            return compiled_call(*args, **kwargs)
+
+    return call
 
 
 def freezes_weights(compile_config: CompileConfig | None) -> bool:

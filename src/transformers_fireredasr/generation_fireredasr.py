@@ -35,7 +35,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .compiled_decoding import freezes_weights, frozen_call_usable
+from .compiled_decoding import freezes_weights, frozen_call_usable, with_inductor_options
 from .hotwords import (
     DEFAULT_HOTWORD_SCORE,
     HotwordLogitsProcessor,
@@ -332,10 +332,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
             self._fireredasr_static_cache = (key, cache)
         if not self._valid_auto_compile_criteria(cache_kwarg(cache), generation_config):
             return cache, None
-        compiled = self.get_compiled_call(generation_config.compile_config)
-        if freezes_weights(generation_config.compile_config) and not frozen_call_usable(self, compiled):
+        compile_config = generation_config.compile_config
+        compiled = self.get_compiled_call(compile_config)
+        if not freezes_weights(compile_config):
+            return cache, compiled
+        if not frozen_call_usable(self, compiled):
             return cache, None  # compiled from weights that have changed since (warned)
-        return cache, compiled
+        return cache, with_inductor_options(compiled, compile_config)
 
     def _hotword_processors(
         self, hotwords, hotword_score, tokenizer, batch_size: int, num_beams: int, eos_token_id: int
