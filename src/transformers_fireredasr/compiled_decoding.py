@@ -20,8 +20,9 @@ nothing there; this module is the one place that sets it. torch.compile also ign
 option, so the steps run inside `torch._inductor.config.patch(...)` (`with_inductor_options`).
 
 Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
-bundled demo), and a new shape (another batch size or encoder length) compiles again, after which torch compiles
-shape-generic code. The compiled code keeps its own copy of the weights: when they change afterwards (training,
+bundled demo), and every new shape (another batch size or encoder length) compiles again, up to torch's recompile
+limit (`torch._dynamo.config.recompile_limit`, 8), after which the steps of further shapes run eagerly. So it pays
+for many utterances of few shapes (fixed-length chunks, a benchmark), not yet for archives of varied lengths. The compiled code keeps its own copy of the weights: when they change afterwards (training,
 `load_state_dict`), `generate` notices, warns and decodes eagerly; `forget_compiled_decoding(model)` lets the next
 call compile the new weights.
 """
@@ -40,7 +41,9 @@ INDUCTOR_OPTIONS = {"freezing": True, "max_autotune": True, "max_autotune_gemm_b
 
 def cpu_compile_config() -> CompileConfig:
     """transformers' `CompileConfig` for compiled decoding steps on the CPU (module docstring)."""
-    config = CompileConfig(fullgraph=True, mode=None, options=dict(INDUCTOR_OPTIONS))
+    # Static shapes: with frozen int8 weights, torch 2.13's shape-generic recompile fails on the next shape change
+    # (a stride assertion in the compiled code), so every new shape compiles for itself.
+    config = CompileConfig(fullgraph=True, dynamic=False, mode=None, options=dict(INDUCTOR_OPTIONS))
     # transformers' own switch for compiling outside accelerators (generation/configuration_utils.py).
     config._compile_all_devices = True
     return config
