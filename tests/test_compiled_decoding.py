@@ -125,3 +125,19 @@ def test_the_command_line_takes_compile(monkeypatch, capsys):
     texts = capsys.readouterr().out.strip().splitlines()
     assert used and len(texts) == 3 and texts[0] == texts[2]
     assert jiwer.cer(expected.strip().splitlines(), texts[:2]) <= 0.15, (expected, texts)
+
+
+def test_shapes_past_the_recompile_limit_decode_eagerly(demo, monkeypatch):
+    """With `fullgraph=True` torch raises past its recompile limit; a shape beyond it decodes eagerly instead,
+    with a warning, and gives eager decoding's tokens."""
+    model, processor, _ = demo
+    clip = load_waveform(str(CLIPS[0]))
+    first = processor([clip[:16000]], sampling_rate=16000, return_tensors="pt")
+    generate(model, first, **compiled_decoding_kwargs())  # at least one compiled shape
+    compiled = len(model.__dict__["_fireredasr_compiled_shapes"])
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", compiled + 1)
+    new = processor([clip[:12000]], sampling_rate=16000, return_tensors="pt")
+    with pytest.warns(UserWarning, match=f"compiled for {compiled} shapes"):
+        beyond = generate(model, new, **compiled_decoding_kwargs())
+    assert torch.equal(beyond, generate(model, new))
+    assert len(model.__dict__["_fireredasr_compiled_shapes"]) == compiled

@@ -35,7 +35,12 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .compiled_decoding import freezes_weights, frozen_call_usable, with_inductor_options
+from .compiled_decoding import (
+    freezes_weights,
+    frozen_call_usable,
+    shape_within_compile_limit,
+    with_inductor_options,
+)
 from .hotwords import (
     DEFAULT_HOTWORD_SCORE,
     HotwordLogitsProcessor,
@@ -336,8 +341,8 @@ class FireRedAedGenerationMixin(GenerationMixin):
         compiled = self.get_compiled_call(compile_config)
         if not freezes_weights(compile_config):
             return cache, compiled
-        if not frozen_call_usable(self, compiled):
-            return cache, None  # compiled from weights that have changed since (warned)
+        if not frozen_call_usable(self, compiled) or not shape_within_compile_limit(self, key):
+            return cache, None  # compiled from weights that have changed since, or one shape too many (warned)
         return cache, with_inductor_options(compiled, compile_config)
 
     def _hotword_processors(
