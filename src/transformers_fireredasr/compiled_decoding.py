@@ -22,7 +22,7 @@ option, so the steps run inside `torch._inductor.config.patch(...)` (`with_induc
 Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
 bundled demo), and every new shape (another batch size or encoder length) compiles again, up to torch's recompile
 limit (`torch._dynamo.config.recompile_limit`, 8), after which the steps of further shapes run eagerly
-(`shape_within_compile_limit`). So it pays
+(`with_inductor_options`). So it pays
 for many utterances of few shapes (fixed-length chunks, a benchmark), not yet for archives of varied lengths. The compiled code keeps its own copy of the weights: when they change afterwards (training,
 `load_state_dict`), `generate` notices, warns and decodes eagerly; `forget_compiled_decoding(model)` lets the next
 call compile the new weights.
@@ -59,19 +59,32 @@ def compiled_decoding_kwargs(device: str | torch.device = "cpu") -> dict:
     return kwargs
 
 
-def with_inductor_options(compiled_call: Callable, compile_config: CompileConfig) -> Callable:
-    """`compiled_call` run with `compile_config.options` set in Inductor's config, where they take effect.
+def with_inductor_options(compiled_call: Callable, compile_config: CompileConfig, eager_call: Callable) -> Callable:
+    """`compiled_call` run with `compile_config.options` set in Inductor's config, where they take effect, and
+    `eager_call` for a step that torch will not compile any more.
 
-    Why: `torch.compile(options={"freezing": True})` compiles without freezing (torch 2.13: the option reaches
-    Inductor after the choice of a frozen graph is made), so the options are also set around every call; compiling
-    happens inside the first call (and recompiling inside later ones), so it sees them."""
+    Why the options: `torch.compile(options={"freezing": True})` compiles without freezing (torch 2.13: the option
+    reaches Inductor after the choice of a frozen graph is made), so they are set around every call; compiling
+    happens inside the first call of a shape, so it sees them. Why the eager fallback: past torch's recompile limit
+    (`torch._dynamo.config.recompile_limit`, one compile per shape), a `fullgraph=True` compile raises before it runs
+    anything; that step, and every step of a shape after it, then runs eagerly (one warning)."""
+    import torch._dynamo.exc
     import torch._inductor.config
 
     options = dict(compile_config.options or {})
 
     def call(*args, **kwargs):
         with torch._inductor.config.patch(options):
-            return compiled_call(*args, **kwargs)
+            try:
+                return compiled_call(*args, **kwargs)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:  # what fullgraph=True raises at the limit
+                pass
+        warnings.warn(
+            "the decoding steps were compiled for as many shapes (batch sizes, audio lengths) as torch's recompile "
+            "limit allows: steps of further shapes run without compiling",
+            stacklevel=3,
+        )
+        return eager_call(*args, **kwargs)
 
     return call
 
@@ -105,31 +118,10 @@ def frozen_call_usable(model: torch.nn.Module, compiled_call) -> bool:
     return False
 
 
-def shape_within_compile_limit(model: torch.nn.Module, shape: tuple) -> bool:
-    """Whether decoding steps of `shape` may run compiled: shapes compiled before may, and new ones while the model
-    has compiled fewer than torch's recompile limit allows. Past it, with `fullgraph=True`, torch would raise
-    instead of running the steps eagerly, so this decodes them eagerly (with one warning)."""
-    shapes = model.__dict__.setdefault("_fireredasr_compiled_shapes", set())
-    if shape in shapes:
-        return True
-    if len(shapes) >= torch._dynamo.config.recompile_limit - 1:  # one entry kept back for the guard's own checks
-        if not getattr(model, "_fireredasr_warned_shapes", False):
-            model._fireredasr_warned_shapes = True
-            warnings.warn(
-                f"the decoding steps were compiled for {len(shapes)} shapes, torch's recompile limit: steps of further "
-                "shapes (batch sizes, audio lengths) run without compiling",
-                stacklevel=4,
-            )
-        return False
-    shapes.add(shape)
-    return True
-
-
 def forget_compiled_decoding(model: torch.nn.Module) -> None:
     """Drops the model's compiled decoding steps so that the next `generate` compiles its current weights. It calls
     `torch._dynamo.reset()`, which clears every compiled function of the process."""
-    names = ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights", "_fireredasr_compiled_shapes")
-    for name in (*names, "_fireredasr_warned_shapes"):
+    for name in ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights"):
         if hasattr(model, name):
             delattr(model, name)
     torch._dynamo.reset()

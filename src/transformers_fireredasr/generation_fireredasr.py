@@ -38,7 +38,6 @@ from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from .compiled_decoding import (
     freezes_weights,
     frozen_call_usable,
-    shape_within_compile_limit,
     with_inductor_options,
 )
 from .hotwords import (
@@ -341,9 +340,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
         compiled = self.get_compiled_call(compile_config)
         if not freezes_weights(compile_config):
             return cache, compiled
-        if not frozen_call_usable(self, compiled) or not shape_within_compile_limit(self, key):
-            return cache, None  # compiled from weights that have changed since, or one shape too many (warned)
-        return cache, with_inductor_options(compiled, compile_config)
+        if not frozen_call_usable(self, compiled):
+            return cache, None  # compiled from weights that have changed since (warned)
+        return cache, with_inductor_options(compiled, compile_config, self.__call__)
 
     def _hotword_processors(
         self, hotwords, hotword_score, tokenizer, batch_size: int, num_beams: int, eos_token_id: int
