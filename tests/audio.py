@@ -9,7 +9,10 @@ import pytest
 
 from transformers_fireredasr.synthetic_corpus import Voice, synthesize, write_wav
 
-__all__ = ["join_with_pauses", "noise", "read_wav", "synthesize_mandarin", "write_wav"]
+__all__ = ["HELD_OUT_CLIPS", "join_with_pauses", "noise", "read_wav", "synthesize_mandarin", "write_wav"]
+
+# The demo's two held-out recordings shipped in examples/audio (never trained on).
+HELD_OUT_CLIPS = sorted((Path(__file__).resolve().parents[1] / "examples" / "audio").glob("held_out_*.wav"))
 
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 # Mark tests that synthesize speech; they are skipped when espeak-ng or sox is missing.

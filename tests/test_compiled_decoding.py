@@ -4,17 +4,16 @@ weights and max-autotune, transcribes like eager decoding on the bundled demo, a
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.audio import HELD_OUT_CLIPS as CLIPS
 from transformers_fireredasr import compiled_decoding_kwargs, cpu_compile_config, forget_compiled_decoding
 from transformers_fireredasr.audio_io import load_waveform
 from transformers_fireredasr.cli import bundled_model_dir
 
 DEMO = bundled_model_dir()
-CLIPS = sorted((Path(__file__).resolve().parents[1] / "examples" / "audio").glob("held_out_*.wav"))
 pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
 
 

@@ -4,19 +4,18 @@ the Linears each mode names are quantized, and the held-out clips are still tran
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import jiwer
 import pytest
 import torch
 
+from tests.audio import HELD_OUT_CLIPS as CLIPS
 from transformers_fireredasr.audio_io import load_waveform
 from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.quantization import KEPT_FLOAT, QUANTIZE_MODES, quantization_config
 
 pytest.importorskip("torchao")
 DEMO = bundled_model_dir()
-CLIPS = sorted((Path(__file__).resolve().parents[1] / "examples" / "audio").glob("held_out_*.wav"))
 pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
 
 

@@ -23,10 +23,10 @@ option, so the steps run inside `torch._inductor.config.patch(...)` (`with_induc
 Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
 bundled demo), and every new shape (another batch size or encoder length) compiles again, up to torch's recompile
 limit (`torch._dynamo.config.recompile_limit`, 8), after which the steps of further shapes run eagerly
-(`with_inductor_options`). So it pays
-for many utterances of few shapes (fixed-length chunks, a benchmark), not yet for archives of varied lengths. The compiled code keeps its own copy of the weights: when they change afterwards (training,
-`load_state_dict`), `generate` notices, warns and decodes eagerly; `forget_compiled_decoding(model)` lets the next
-call compile the new weights.
+(`with_inductor_options`). So it pays for many utterances of few shapes (fixed-length chunks, a benchmark), not yet
+for archives of varied lengths. The compiled code keeps its own copy of the weights: when they change afterwards
+(training, `load_state_dict`), `generate` notices, warns and decodes eagerly; `forget_compiled_decoding(model)` lets
+the next call compile the new weights.
 """
 
 from __future__ import annotations

@@ -35,11 +35,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .compiled_decoding import (
-    freezes_weights,
-    frozen_call_usable,
-    with_inductor_options,
-)
+from .compiled_decoding import freezes_weights, frozen_call_usable, with_inductor_options
 from .hotwords import (
     DEFAULT_HOTWORD_SCORE,
     HotwordLogitsProcessor,
