@@ -137,3 +137,23 @@ def test_shapes_past_the_recompile_limit_decode_eagerly(demo, monkeypatch):
     with pytest.warns(UserWarning, match="as many shapes .* as torch's recompile limit allows"):
         beyond = generate(model, new, **compiled_decoding_kwargs())
     assert torch.equal(beyond, generate(model, new))
+
+
+def test_a_shape_decoded_before_decodes_the_new_audio(demo):
+    """Shapes A, B, then A again with other audio: compiled code with frozen weights keeps the cross-attention
+    cache it was compiled with as a constant, so a return to A must decode with that same cache, refilled (a new
+    cache of the same shape left the steps attending to the first audio)."""
+    model, processor, _ = demo
+    forget_compiled_decoding(model)  # this test's shapes are compiled here, within the recompile limit
+    first_clip, other_clip = (load_waveform(str(path)) for path in CLIPS)
+    length = min(len(first_clip), len(other_clip))
+    first, shorter, other = (
+        processor([clip], sampling_rate=16000, return_tensors="pt")
+        for clip in (first_clip[:length], first_clip[: length * 3 // 4], other_clip[:length])
+    )
+    assert first["input_features"].shape == other["input_features"].shape
+    eager = [generate(model, features) for features in (first, shorter, other)]
+    assert not torch.equal(eager[0], eager[2])  # so decoding with the first audio's cache would show
+    compiled = [generate(model, features, **compiled_decoding_kwargs()) for features in (first, shorter, other)]
+    for got, expected in zip(compiled, eager, strict=True):
+        assert torch.equal(got, expected)

@@ -143,7 +143,8 @@ def test_beams_share_their_utterance_encoder_row(converted_odd_dir, attn_impleme
             torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
     with torch.no_grad():  # and generate's beam search caches one cross-attention row per utterance
         model.generate(**inputs, num_beams=beams, max_new_tokens=3, cache_implementation="static")
-    assert model._fireredasr_static_cache[1].cross_attention_cache.layers[0].keys.shape[0] == 2
+    (cache,) = model._fireredasr_static_caches.values()
+    assert cache.cross_attention_cache.layers[0].keys.shape[0] == 2
 
 
 def test_unsupported_cache_implementation_is_refused(trained, speech):
@@ -183,10 +184,11 @@ def test_compiled_steps_compile_once(untrained, speech):
     expected, _ = transcribe(model, processor, batch)
     first, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
     assert len(graphs) == 1
-    kept = model._fireredasr_static_cache[1]
+    (kept,) = model._fireredasr_static_caches.values()
     second, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
     assert len(graphs) == 1
-    assert model._fireredasr_static_cache[1] is kept  # same buffers: a CUDA graph would be replayed, not re-recorded
+    (again,) = model._fireredasr_static_caches.values()
+    assert again is kept  # same buffers: a CUDA graph would be replayed, not re-recorded
     assert torch.equal(expected, first) and torch.equal(expected, second)
 
 

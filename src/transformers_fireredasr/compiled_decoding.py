@@ -11,9 +11,14 @@ through `torch.compile` with two Inductor settings that pay on the CPU:
 - `max_autotune` with its C++ GEMM templates: for `int8-weight`'s int8 weights it picks Inductor's weight-only int8
   kernel, which reads them faster than torch's `_weight_int8pack_mm` at three beam rows.
 At AED-L (beam 3, 2 threads) this made a decoding step about 20 ms in int8-weight + bf16, against 51 ms eagerly
-(benchmarks/RESULTS.md, issue #19), but compiled that mode changed 4 % of the demo's transcripts (CER 6.5 % against
-fp32), against 1.3 % (CER 0.16 %) uncompiled; compiled fp32 keeps every transcript. On a GPU the static cache alone
-is asked for: transformers then compiles the steps itself, with CUDA graphs.
+(benchmarks/RESULTS.md, issue #19), with that mode's uncompiled transcripts (on the demo: 98.7 % identical to fp32,
+CER 0.16 %); compiled fp32 keeps every transcript. On a GPU the static cache alone is asked for: transformers then
+compiles the steps itself, with CUDA graphs.
+
+Freezing also turns the static cross-attention cache (read, never written by a step) into a constant of the
+compiled code: a shape's steps read the very buffers they were compiled with. So `kept_static_cache` keeps one cache
+per compiled shape and refills it; a fresh cache of a shape compiled before would leave the steps attending to an
+earlier utterance's audio (or reading past its end).
 
 Why by hand: transformers compiles `generate`'s steps only on accelerators. On the CPU only its testing switch
 `CompileConfig._compile_all_devices` turns that on, and its default mode (`reduce-overhead`, CUDA graphs) does
@@ -119,10 +124,33 @@ def frozen_call_usable(model: torch.nn.Module, compiled_call) -> bool:
     return False
 
 
+def kept_static_cache(model: torch.nn.Module, key: tuple, build: Callable[[], object], every_shape: bool):
+    """The static cache for decoding shapes `key`, kept on `model` for the next call of the same shapes, as
+    transformers' generate keeps its `_cache` (the buffers a CUDA graph was recorded on stay the same, so it is
+    replayed rather than recorded again); `build()` makes a new one. It is `reset()` before reuse.
+
+    `every_shape` (frozen weights): one cache per shape is kept, not only the last. Freezing makes every tensor the
+    compiled code does not write to a constant of that code, the cross-attention cache included, so a shape's
+    compiled steps read the cache they were compiled with whatever cache they are given: a return to a shape must
+    bring that cache, refilled. Those steps keep it alive anyway; at most `torch._dynamo.config.recompile_limit`
+    caches are kept (no later shape compiles), the others serve their call only."""
+    kept = model.__dict__.setdefault("_fireredasr_static_caches", {})
+    cache = kept.get(key)
+    if cache is not None:
+        cache.reset()
+        return cache
+    cache = build()
+    if not every_shape:
+        kept.clear()
+    if len(kept) < torch._dynamo.config.recompile_limit:
+        kept[key] = cache
+    return cache
+
+
 def forget_compiled_decoding(model: torch.nn.Module) -> None:
     """Drops the model's compiled decoding steps so that the next `generate` compiles its current weights. It calls
     `torch._dynamo.reset()`, which clears every compiled function of the process."""
-    for name in ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights"):
+    for name in ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights", "_fireredasr_static_caches"):
         if hasattr(model, name):
             delattr(model, name)
     torch._dynamo.reset()

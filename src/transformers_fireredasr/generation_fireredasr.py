@@ -35,7 +35,7 @@ from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .compiled_decoding import freezes_weights, frozen_call_usable, with_inductor_options
+from .compiled_decoding import freezes_weights, frozen_call_usable, kept_static_cache, with_inductor_options
 from .hotwords import (
     DEFAULT_HOTWORD_SCORE,
     HotwordLogitsProcessor,
@@ -317,22 +317,18 @@ class FireRedAedGenerationMixin(GenerationMixin):
             )
         if generation_config.cache_implementation != "static":
             return EncoderDecoderCache(DynamicCache(), DynamicCache()), None
-        # Kept for the next call of the same shapes, as transformers' generate keeps its `_cache`: the buffers a
-        # CUDA graph was recorded on stay the same, so it is replayed rather than recorded again.
-        key = (rows, max_steps, frames, self.device, self.dtype)
-        kept = getattr(self, "_fireredasr_static_cache", None)
-        if kept is not None and kept[0] == key:
-            cache = kept[1]
-            cache.reset()
-        else:
-            cache = EncoderDecoderCache(
+        compile_config = generation_config.compile_config
+        cache = kept_static_cache(
+            self,
+            key=(rows, max_steps, frames, self.device, self.dtype),
+            build=lambda: EncoderDecoderCache(
                 StaticCache(config=self.config, max_cache_len=max_steps),
                 StaticCache(config=self.config, max_cache_len=frames),
-            )
-            self._fireredasr_static_cache = (key, cache)
+            ),
+            every_shape=freezes_weights(compile_config),
+        )
         if not self._valid_auto_compile_criteria(cache_kwarg(cache), generation_config):
             return cache, None
-        compile_config = generation_config.compile_config
         compiled = self.get_compiled_call(compile_config)
         if not freezes_weights(compile_config):
             return cache, compiled
