@@ -147,11 +147,10 @@ def quantized(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 def reduced_precision(options) -> str | None:
     """What our side runs in when it is not the reference's precision (its transcripts may then differ)."""
     quantize, ours_dtype = getattr(options, "quantize", None), getattr(options, "ours_dtype", None)
-    if quantize:
-        return quantize
+    parts = [quantize] if quantize else []
     if ours_dtype and ours_dtype != options.dtype:
-        return ours_dtype
-    return None
+        parts.append(ours_dtype)
+    return " + ".join(parts) or None
 
 
 def randomize_for_decoding(model: torch.nn.Module, args: argparse.Namespace, seed: int) -> None:

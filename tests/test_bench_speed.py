@@ -91,13 +91,20 @@ def test_static_cache_with_compiled_steps_reports_identical_transcripts(bench, c
     assert row["transcripts"] == "identical (2/2 distinct)"
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--quantize", "int8-dynamic"), ("--ours-dtype", "bfloat16")])
-def test_reduced_precision_on_our_side_is_timed_against_the_fp32_reference(bench, capsys, flag, value):
-    """Our side quantized (through from_pretrained's TorchAoConfig) or in bf16, the reference in fp32: the run
-    succeeds and the table counts the transcripts that differ instead of failing on them."""
-    if flag == "--quantize":
+@pytest.mark.parametrize(
+    ("flags", "value"),
+    [
+        (["--quantize", "int8-dynamic"], "int8-dynamic"),
+        (["--ours-dtype", "bfloat16"], "bfloat16"),
+        (["--quantize", "int8-weight", "--ours-dtype", "bfloat16"], "int8-weight + bfloat16"),
+    ],
+)
+def test_reduced_precision_on_our_side_is_timed_against_the_fp32_reference(bench, capsys, flags, value):
+    """Our side quantized (through from_pretrained's TorchAoConfig), in bf16 or both, the reference in fp32: the run
+    succeeds, the table names both switches and counts the transcripts that differ instead of failing on them."""
+    if "--quantize" in flags:
         pytest.importorskip("torchao")
-    assert bench.main([*TINY, flag, value]) == 0
+    assert bench.main([*TINY, *flags]) == 0
     output = capsys.readouterr().out
     assert f"ours in {value}" in output and "TRANSCRIPTS DIFFER" not in output
     (row,) = table_rows(output, bench.TABLE_COLUMNS)
