@@ -139,12 +139,16 @@ def test_shapes_past_the_recompile_limit_decode_eagerly(demo, monkeypatch):
     assert torch.equal(beyond, generate(model, new))
 
 
-def test_a_shape_decoded_before_decodes_the_new_audio(demo):
-    """Shapes A, B, then A again with other audio: compiled code with frozen weights keeps the cross-attention
-    cache it was compiled with as a constant, so a return to A must decode with that same cache, refilled (a new
-    cache of the same shape left the steps attending to the first audio)."""
-    model, processor, _ = demo
-    forget_compiled_decoding(model)  # this test's shapes are compiled here, within the recompile limit
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_each_call_decodes_its_own_audio(attention):
+    """Shapes A, B, then A again with other audio, with either attention: the compiled steps attend to this call's
+    encoder output. Freezing turns whatever the steps only read into constants of the compiled code, which Inductor
+    may fold further (eager attention's transposed keys were): a cross-attention cache made a constant kept the steps
+    attending to an earlier call's audio, or reading past its end."""
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(DEMO))
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO), attn_implementation=attention).eval()
     first_clip, other_clip = (load_waveform(str(path)) for path in CLIPS)
     length = min(len(first_clip), len(other_clip))
     first, shorter, other = (
@@ -154,6 +158,9 @@ def test_a_shape_decoded_before_decodes_the_new_audio(demo):
     assert first["input_features"].shape == other["input_features"].shape
     eager = [generate(model, features) for features in (first, shorter, other)]
     assert not torch.equal(eager[0], eager[2])  # so decoding with the first audio's cache would show
-    compiled = [generate(model, features, **compiled_decoding_kwargs()) for features in (first, shorter, other)]
+    try:
+        compiled = [generate(model, features, **compiled_decoding_kwargs()) for features in (first, shorter, other)]
+    finally:
+        forget_compiled_decoding(model)
     for got, expected in zip(compiled, eager, strict=True):
         assert torch.equal(got, expected)

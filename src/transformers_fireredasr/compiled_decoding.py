@@ -15,10 +15,12 @@ At AED-L (beam 3, 2 threads) this made a decoding step about 20 ms in int8-weigh
 CER 0.16 %); compiled fp32 keeps every transcript. On a GPU the static cache alone is asked for: transformers then
 compiles the steps itself, with CUDA graphs.
 
-Freezing also turns the static cross-attention cache (read, never written by a step) into a constant of the
-compiled code: a shape's steps read the very buffers they were compiled with. So `kept_static_cache` keeps one cache
-per compiled shape and refills it; a fresh cache of a shape compiled before would leave the steps attending to an
-earlier utterance's audio (or reading past its end).
+Freezing turns every tensor of a static cache (marked a static address) into part of the compiled code. What a step
+only reads becomes a constant, which Inductor may fold further (eager attention's transposed keys): a static
+cross-attention cache would leave later calls attending to the audio of the call that compiled the steps. So with
+frozen weights the cross-attention cache is a `DynamicCache`, an ordinary input of the compiled steps. The
+self-attention cache, which the steps write, stays static; its buffers are part of the compiled code too, so
+`kept_static_cache` keeps one per compiled shape and refills it.
 
 Why by hand: transformers compiles `generate`'s steps only on accelerators. On the CPU only its testing switch
 `CompileConfig._compile_all_devices` turns that on, and its default mode (`reduce-overhead`, CUDA graphs) does
@@ -129,11 +131,11 @@ def kept_static_cache(model: torch.nn.Module, key: tuple, build: Callable[[], ob
     transformers' generate keeps its `_cache` (the buffers a CUDA graph was recorded on stay the same, so it is
     replayed rather than recorded again); `build()` makes a new one. It is `reset()` before reuse.
 
-    `every_shape` (frozen weights): one cache per shape is kept, not only the last. Freezing makes every tensor the
-    compiled code does not write to a constant of that code, the cross-attention cache included, so a shape's
-    compiled steps read the cache they were compiled with whatever cache they are given: a return to a shape must
-    bring that cache, refilled. Those steps keep it alive anyway; at most `torch._dynamo.config.recompile_limit`
-    caches are kept (no later shape compiles), the others serve their call only."""
+    `every_shape` (frozen weights): one cache per shape is kept, not only the last. Freezing makes a static cache's
+    buffers part of the compiled code (module docstring), so a shape's compiled steps use the buffers they were
+    compiled with whatever cache they are given: a return to a shape must bring that cache. Those steps keep it alive
+    anyway; at most `torch._dynamo.config.recompile_limit` caches are kept (no later shape compiles), the others
+    serve their call only."""
     kept = model.__dict__.setdefault("_fireredasr_static_caches", {})
     cache = kept.get(key)
     if cache is not None:

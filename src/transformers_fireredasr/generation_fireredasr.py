@@ -318,15 +318,25 @@ class FireRedAedGenerationMixin(GenerationMixin):
         if generation_config.cache_implementation != "static":
             return EncoderDecoderCache(DynamicCache(), DynamicCache()), None
         compile_config = generation_config.compile_config
-        cache = kept_static_cache(
-            self,
-            key=(rows, max_steps, frames, self.device, self.dtype),
-            build=lambda: EncoderDecoderCache(
-                StaticCache(config=self.config, max_cache_len=max_steps),
-                StaticCache(config=self.config, max_cache_len=frames),
-            ),
-            every_shape=freezes_weights(compile_config),
-        )
+        if freezes_weights(compile_config):
+            # The cross-attention cache stays an input of the compiled steps (compiled_decoding.py says why).
+            self_attention = kept_static_cache(
+                self,
+                key=(rows, max_steps, self.device, self.dtype),
+                build=lambda: StaticCache(config=self.config, max_cache_len=max_steps),
+                every_shape=True,
+            )
+            cache = EncoderDecoderCache(self_attention, DynamicCache())
+        else:
+            cache = kept_static_cache(
+                self,
+                key=(rows, max_steps, frames, self.device, self.dtype),
+                build=lambda: EncoderDecoderCache(
+                    StaticCache(config=self.config, max_cache_len=max_steps),
+                    StaticCache(config=self.config, max_cache_len=frames),
+                ),
+                every_shape=False,
+            )
         if not self._valid_auto_compile_criteria(cache_kwarg(cache), generation_config):
             return cache, None
         compiled = self.get_compiled_call(compile_config)
