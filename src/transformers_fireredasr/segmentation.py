@@ -33,10 +33,22 @@ def vad_available() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _silero_model():
-    from silero_vad import load_silero_vad
+def _silero():
+    """The `silero_vad` module. Importing it calls `torch.set_num_threads(1)` for the whole process (its `model.py`),
+    which would leave the ASR model on one core wherever audio was segmented first: the caller's count is restored."""
+    import torch
 
-    return load_silero_vad()
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
+
+
+@functools.lru_cache(maxsize=1)
+def _silero_model():
+    return _silero().load_silero_vad()
 
 
 def is_silent(audio: np.ndarray) -> bool:
@@ -57,14 +69,13 @@ def vad_segments(
     Regions longer than `max_segment_s` are cut by silero at their longest internal silence (or hard-cut).
     """
     import torch
-    from silero_vad import get_speech_timestamps
 
     if is_silent(audio):
         return []
     # silero's own limit excludes its padding on both sides; keep the padded segment within max_segment_s.
     limit = max(max_segment_s - 2 * speech_pad_s, 0.5)
     with torch.inference_mode():
-        found = get_speech_timestamps(
+        found = _silero().get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
             _silero_model(),
             threshold=threshold,
