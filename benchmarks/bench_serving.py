@@ -10,10 +10,12 @@ whether every text equals what the unbatched server gave for that clip when sent
 
 `--model` serves a model folder (default: the bundled demo model, 2.5M parameters). `--random-size small` serves a
 randomly initialised AED of the `small` preset of bench_speed.py (d_model 512, 6+6 layers, 72M parameters) with the
-demo's processor and a decoding cap of `--max-new-tokens`: a model whose decoding costs what a real model's does.
+demo's processor and a decoding cap of `--max-new-tokens`: a model whose decoding costs what a real model's does;
+`--random-size L` does the same at the published FireRedASR-AED-L size (1.1B parameters, 4.6 GB per server).
 
     python benchmarks/bench_serving.py --clients 8 --requests 64 --rounds 3
     python benchmarks/bench_serving.py --random-size small --clients 8 --requests 32 --rounds 3
+    python benchmarks/bench_serving.py --random-size L --clients 8 --requests 32 --rounds 3
 """
 
 from __future__ import annotations
@@ -153,7 +155,11 @@ def alone(url: str, model: str, clips: list[bytes]) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder (default: the bundled demo model)")
-    parser.add_argument("--random-size", choices=["tiny", "small", "XS"], help="serve a random AED of this preset")
+    parser.add_argument(
+        "--random-size",
+        choices=["tiny", "small", "XS", "S", "M", "L"],
+        help="serve a random AED of this bench_speed.py preset (L: the published size)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=20, help="decoding cap of the random model")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64, help="requests per measurement")
