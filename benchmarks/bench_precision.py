@@ -4,9 +4,10 @@ against fp32, on held-out speech.
 Workload: `--utterances` held-out sentences of the demo corpus (never trained on), spoken by espeak-ng in random
 voices (fixed seeds), decoded with the model's own settings (FireRedASR's beam search, beam 3) in batches of
 `--batch`. Each mode loads the model the documented way (`dtype=torch.bfloat16`, or `quantization_config=
-quantization_config(mode)`; a `+compiled` mode also decodes with `compiled_decoding_kwargs()`); reported per mode: the share of transcripts identical to fp32, the CER against fp32's
-transcripts, the CER against the reference sentences, and the decode seconds (one run each after a warm-up batch;
-the speed of the published size is `bench_speed.py`'s job).
+quantization_config(mode)`; a `+compiled` mode also with `compiled_decoding_load_kwargs()`, eager attention, and
+decodes with `compiled_decoding_kwargs()`); reported per mode: the share of transcripts identical to fp32, the CER
+against fp32's transcripts, the CER against the reference sentences, and the decode seconds (one run each after a
+warm-up batch; the speed of the published size is `bench_speed.py`'s job).
 
     python benchmarks/bench_precision.py                 # the run recorded in benchmarks/RESULTS.md
     python benchmarks/bench_precision.py --utterances 4  # a quick check (CI)
@@ -71,7 +72,7 @@ def load(folder: str, mode: str):
     from transformers import AutoModelForSpeechSeq2Seq
 
     import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
-    from transformers_fireredasr import compiled_decoding_kwargs
+    from transformers_fireredasr import compiled_decoding_kwargs, compiled_decoding_load_kwargs
     from transformers_fireredasr.quantization import QUANTIZE_MODES, quantization_config
 
     switches = mode.split("+")  # "int8-weight+bfloat16+compiled": `--quantize int8-weight --dtype bfloat16 --compile`
@@ -80,6 +81,8 @@ def load(folder: str, mode: str):
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
     if quantize:
         kwargs.update(quantization_config=quantization_config(quantize), device_map="cpu")
+    if "compiled" in switches:  # as `--compile` loads it: eager attention on the CPU
+        kwargs.update(compiled_decoding_load_kwargs())
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, **kwargs)
     return model.eval(), (compiled_decoding_kwargs() if "compiled" in switches else {})
 

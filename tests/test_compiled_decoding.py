@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from tests.audio import HELD_OUT_CLIPS as CLIPS
-from transformers_fireredasr import compiled_decoding_kwargs, cpu_compile_config, forget_compiled_decoding
+from transformers_fireredasr import (
+    compiled_decoding_kwargs,
+    compiled_decoding_load_kwargs,
+    cpu_compile_config,
+    forget_compiled_decoding,
+)
 from transformers_fireredasr.audio_io import load_waveform
 from transformers_fireredasr.cli import bundled_model_dir
 
@@ -31,6 +36,11 @@ def demo():
 def generate(model, features, **kwargs) -> torch.Tensor:
     with torch.inference_mode():
         return model.generate(**features, **kwargs)
+
+
+def test_the_load_switch_asks_for_eager_attention_on_the_cpu_only():
+    assert compiled_decoding_load_kwargs() == {"attn_implementation": "eager"}
+    assert compiled_decoding_load_kwargs("cuda:1") == {}
 
 
 def test_the_switch_asks_for_a_static_cache_and_frozen_autotuned_steps_on_the_cpu_only():
@@ -102,8 +112,9 @@ def test_weights_changed_after_compiling_are_noticed(demo):
 
 
 def test_the_command_line_takes_compile(monkeypatch, capsys):
-    """`--compile` decodes through the compiled steps: fp32 transcripts as without it; with the fastest CPU mode's
-    other switches (`--quantize int8-weight --dtype bfloat16`) close to them."""
+    """`--compile` decodes through the compiled steps, with eager attention on the CPU
+    (`compiled_decoding_load_kwargs`): fp32 transcripts as without it; with the fastest CPU mode's other switches
+    (`--quantize int8-weight --dtype bfloat16`) close to them."""
     import jiwer
 
     from transformers_fireredasr import cli, generation_fireredasr
@@ -113,9 +124,13 @@ def test_the_command_line_takes_compile(monkeypatch, capsys):
     expected = capsys.readouterr().out
     used = []
     check = generation_fireredasr.frozen_call_usable
-    monkeypatch.setattr(generation_fireredasr, "frozen_call_usable", lambda *a: used.append(1) or check(*a))
+    monkeypatch.setattr(
+        generation_fireredasr,
+        "frozen_call_usable",
+        lambda model, *a: used.append(model.config._attn_implementation) or check(model, *a),
+    )
     assert cli.main([*clips, "--no-progress", "--compile"]) == 0
-    assert capsys.readouterr().out == expected and used
+    assert capsys.readouterr().out == expected and used and set(used) == {"eager"}
     used.clear()
     # One clip a batch, the first again at the end: shapes A, B, A (a shape-generic recompile of frozen int8 weights
     # failed on the return to A).

@@ -2,7 +2,12 @@
 and with `pipeline("automatic-speech-recognition")`."""
 
 from . import _torchao_notices  # noqa: F401 - before transformers is imported (see the module)
-from .compiled_decoding import compiled_decoding_kwargs, cpu_compile_config, forget_compiled_decoding
+from .compiled_decoding import (
+    compiled_decoding_kwargs,
+    compiled_decoding_load_kwargs,
+    cpu_compile_config,
+    forget_compiled_decoding,
+)
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
@@ -41,6 +46,7 @@ __all__ = [
     "FireRedLlmProcessor",
     "SmoothedLogSoftmaxProcessor",
     "compiled_decoding_kwargs",
+    "compiled_decoding_load_kwargs",
     "cpu_compile_config",
     "forget_compiled_decoding",
 ]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import formats
 from .audio_io import SAMPLING_RATE, decode_file
 from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
-from .quantization import QUANTIZE_MODES, check_quantized, pipeline_model_kwargs
+from .quantization import QUANTIZE_MODES, check_quantized, quantization_config
 from .word_timing import can_time_words
 
 
@@ -214,6 +214,17 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
     options.output_dir = options.output_dir or "."
 
 
+def pipeline_model_kwargs(quantize: str | None, compile_device: str | None = None) -> dict:
+    """`pipeline(..., model_kwargs=...)` for `--quantize` (a torchao config) and `--compile` (what the compiled
+    decoding steps want of the model on `compile_device`), for audio files and archive runs alike."""
+    kwargs = {} if quantize is None else {"quantization_config": quantization_config(quantize)}
+    if compile_device is not None:
+        from .compiled_decoding import compiled_decoding_load_kwargs
+
+        kwargs.update(compiled_decoding_load_kwargs(compile_device))
+    return kwargs
+
+
 def pipeline_call_kwargs(
     num_beams: int | None,
     hotwords: list | None,
@@ -315,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=str(model),
         device=options.device,
         dtype=getattr(torch, options.dtype),
-        model_kwargs=pipeline_model_kwargs(options.quantize),
+        model_kwargs=pipeline_model_kwargs(
+            options.quantize, compile_device=options.device if options.compile else None
+        ),
     )
     try:
         check_quantized(asr.model, options.quantize)

@@ -1,8 +1,10 @@
 """Compiled decoding steps on the CPU: FireRedASR-AED's decoding steps without Python overhead, on prepacked weights.
 
-    model.generate(**inputs, **compiled_decoding_kwargs())                       # Python
-    pipeline("automatic-speech-recognition", model=..., generate_kwargs=compiled_decoding_kwargs())
-    fireredasr-transcribe --compile audio.wav                                     # the command line
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, **compiled_decoding_load_kwargs())  # Python
+    model.generate(**inputs, **compiled_decoding_kwargs())
+    pipeline("automatic-speech-recognition", model=folder, model_kwargs=compiled_decoding_load_kwargs(),
+             generate_kwargs=compiled_decoding_kwargs())
+    fireredasr-transcribe --compile audio.wav                                                   # the command line
 
 It asks for a static cache, so that every decoding step after the first has the same shapes, and runs those steps
 through `torch.compile` with two Inductor settings that pay on the CPU:
@@ -56,6 +58,14 @@ def cpu_compile_config() -> CompileConfig:
     # transformers' own switch for compiling outside accelerators (generation/configuration_utils.py).
     config._compile_all_devices = True
     return config
+
+
+def compiled_decoding_load_kwargs(device: str | torch.device = "cpu") -> dict:
+    """`from_pretrained()` keywords for a model whose decoding steps will be compiled on `device`: eager attention on
+    the CPU. Inductor fuses its products and softmax into the step, while SDPA's CPU kernel (a call Inductor leaves
+    alone) is slow for the few query rows of a decoding step: at AED-L in int8-weight + bf16 a step takes about 21
+    instead of 26 ms (benchmarks/RESULTS.md)."""
+    return {"attn_implementation": "eager"} if torch.device(device).type == "cpu" else {}
 
 
 def compiled_decoding_kwargs(device: str | torch.device = "cpu") -> dict:
@@ -158,4 +168,9 @@ def forget_compiled_decoding(model: torch.nn.Module) -> None:
     torch._dynamo.reset()
 
 
-__all__ = ["compiled_decoding_kwargs", "cpu_compile_config", "forget_compiled_decoding"]
+__all__ = [
+    "compiled_decoding_kwargs",
+    "compiled_decoding_load_kwargs",
+    "cpu_compile_config",
+    "forget_compiled_decoding",
+]

@@ -62,11 +62,6 @@ KEPT_FLOAT = {
 }
 
 
-def pipeline_model_kwargs(mode: str | None) -> dict:
-    """`pipeline(..., model_kwargs=...)` for `--quantize mode` (nothing for None)."""
-    return {} if mode is None else {"quantization_config": quantization_config(mode)}
-
-
 def quantization_config(mode: str):
     """transformers' `TorchAoConfig` for `mode` (one of `QUANTIZE_MODES`); a ValueError names the choices, an
     ImportError says how to install torchao."""
@@ -155,6 +150,5 @@ __all__ = [
     "QUANTIZE_MODES",
     "check_quantized",
     "import_torchao_quietly",
-    "pipeline_model_kwargs",
     "quantization_config",
 ]

@@ -91,14 +91,15 @@ def load_pipeline(config: RunConfig, shard: Shard):
     device = config.device
     if device == "cuda" and shard.world_size > 1:
         device = f"cuda:{shard.local_rank % max(torch.cuda.device_count(), 1)}"
-    from ..quantization import check_quantized, pipeline_model_kwargs
+    from ..cli import pipeline_model_kwargs
+    from ..quantization import check_quantized
 
     pipe = pipeline(
         "automatic-speech-recognition",
         model=config.model,
         device=device,
         dtype=getattr(torch, config.dtype),
-        model_kwargs=pipeline_model_kwargs(config.quantize),
+        model_kwargs=pipeline_model_kwargs(config.quantize, compile_device=device if config.compile else None),
     )
     check_quantized(pipe.model, config.quantize)
     return pipe
