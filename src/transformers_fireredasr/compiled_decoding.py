@@ -12,10 +12,11 @@ through `torch.compile` with two Inductor settings that pay on the CPU:
   does that only for fp32, `cpu_linear.py`) and fuses the small operations of a step around;
 - `max_autotune` with its C++ GEMM templates: for `int8-weight`'s int8 weights it picks Inductor's weight-only int8
   kernel, which reads them faster than torch's `_weight_int8pack_mm` at three beam rows.
-At AED-L (beam 3, 2 threads) this made a decoding step about 20 ms in int8-weight + bf16, against 51 ms eagerly
-(benchmarks/RESULTS.md, issue #19), with that mode's uncompiled transcripts (on the demo: 98.7 % identical to fp32,
-CER 0.16 %); compiled fp32 keeps every transcript. On a GPU the static cache alone is asked for: transformers then
-compiles the steps itself, with CUDA graphs.
+With eager attention (`compiled_decoding_load_kwargs`), which Inductor fuses into the step, a decoding step at AED-L
+(beam 3, 2 threads) takes about 21 ms in int8-weight + bf16, against 51 ms eagerly: RTF 0.26 for a 10 s utterance,
+15x the original (benchmarks/RESULTS.md, issue #19). Compiling keeps each mode's accuracy: fp32 every transcript of
+the demo, int8-weight + bf16 98.3 % of them (CER 0.23 % against fp32). On a GPU the static cache alone is asked for:
+transformers then compiles the steps itself, with CUDA graphs.
 
 Freezing turns every tensor of a static cache (marked a static address) into part of the compiled code. What a step
 only reads becomes a constant, which Inductor may fold further (eager attention's transposed keys): a static
