@@ -161,6 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="serve a random AED of this bench_speed.py preset (L: the published size)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=20, help="decoding cap of the random model")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="both servers' --dtype")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64, help="requests per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each setting, alternating")
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = options.model or str(bundled_model_dir())
             label = "demo" if options.model is None else Path(model).name
-        common = ["--model", model, "--served-model-name", "bench", "--no-access-log"]
+        common = ["--model", model, "--served-model-name", "bench", "--no-access-log", "--dtype", options.dtype]
         common += ["--max-queue", str(max(64, 2 * options.clients))]
         batched_args = ["--max-batch-size", str(options.max_batch_size), "--max-wait-ms", str(options.max_wait_ms)]
         with (
@@ -232,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         f"date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; python {platform.python_version()}; package {source_revision()}"
     )
-    print(f"batched server: --max-batch-size {options.max_batch_size} --max-wait-ms {options.max_wait_ms:g}")
+    print(
+        f"both servers --dtype {options.dtype}; batched server: --max-batch-size {options.max_batch_size} "
+        f"--max-wait-ms {options.max_wait_ms:g}"
+    )
     print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n| " + " | ".join(row) + " |")
     if failures:
         print("\nTEXTS DIFFER:\n" + "\n".join(failures))

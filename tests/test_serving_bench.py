@@ -23,7 +23,9 @@ def bench():
 
 
 @pytest.mark.parametrize(
-    "model", [[], ["--random-size", "tiny", "--max-new-tokens", "5"]], ids=["demo", "random-tiny"]
+    "model",
+    [[], ["--random-size", "tiny", "--max-new-tokens", "5", "--dtype", "bfloat16"]],
+    ids=["demo", "random-tiny-bf16"],
 )
 def test_tiny_run(bench, capsys, model):
     argv = ["--clients", "2", "--requests", "4", "--rounds", "1", "--clips", "3", *model]
@@ -35,3 +37,4 @@ def test_tiny_run(bench, capsys, model):
     assert row["texts"] == "identical" and row["clients"] == "2" and row["requests"] == "4"
     assert float(row["batching off req/s"]) > 0 and float(row["batching on req/s"]) > 0
     assert row["ratio"].endswith("x") and "all texts identical" in output
+    assert f"both servers --dtype {'bfloat16' if '--dtype' in model else 'float32'}" in output
