@@ -132,8 +132,8 @@ def test_the_command_line_takes_compile(monkeypatch, capsys):
     assert cli.main([*clips, "--no-progress", "--compile"]) == 0
     assert capsys.readouterr().out == expected and used and set(used) == {"eager"}
     used.clear()
-    # One clip a batch, the first again at the end: shapes A, B, A (a shape-generic recompile of frozen int8 weights
-    # failed on the return to A).
+    # One clip a batch, the first again at the end: shapes A, B, A (frozen compiled steps once kept the first call's
+    # cross-attention cache and failed on the return to A).
     fastest = ["--compile", "--quantize", "int8-weight", "--dtype", "bfloat16", "--batch-size", "1"]
     assert cli.main([*clips, clips[0], "--no-progress", *fastest]) == 0
     texts = capsys.readouterr().out.strip().splitlines()

@@ -71,7 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--compile",
         action="store_true",
         help="compile the decoding steps (static cache; on the CPU eager attention, frozen weights and max-autotune): "
-        "transcripts unchanged; with --quantize int8-weight --dtype bfloat16 the fastest mode (README); each new "
+        "fp32 transcripts unchanged; with --quantize int8-weight --dtype bfloat16 the fastest mode (README); each new "
         "batch shape compiles (about 1.5 min at AED-L; after 8 shapes the rest decode eagerly), so it pays for "
         "audio of few lengths",
     )
