@@ -81,10 +81,11 @@ def load(folder: str, mode: str):
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
     if quantize:
         kwargs.update(quantization_config=quantization_config(quantize), device_map="cpu")
-    if "compiled" in switches:  # as `--compile` loads it: eager attention on the CPU
+    compiled = "compiled" in switches
+    if compiled:  # as `--compile` loads it: eager attention on the CPU
         kwargs.update(compiled_decoding_load_kwargs())
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, **kwargs)
-    return model.eval(), (compiled_decoding_kwargs() if "compiled" in switches else {})
+    return model.eval(), (compiled_decoding_kwargs() if compiled else {})
 
 
 def transcribe(
