@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -18,13 +21,45 @@ def bench():
 
 @requires_espeak
 @pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
-def test_tiny_run_compares_both_paths(bench, tmp_path, capsys):
+def test_tiny_run_compares_every_path_with_the_cli(bench, tmp_path, capsys):
     out = tmp_path / "pooling.json"
-    assert bench.main(["--files", "3", "--rounds", "1", "--no-warm-up", "--json", str(out)]) == 0
+    argv = ["--files", "3", "--rounds", "1", "--no-warm-up", "--ranks", "2", "--rank-threads", "1"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     rows = results["rows"]
-    assert [row["workload"] for row in rows] == ["in process (loaded model)", "end to end (fresh process)"]
-    for row, walls in zip(rows, results["walls"].values(), strict=True):
+    assert [row["workload"] for row in rows] == [
+        "in process (loaded model)",
+        "in process, 2 ranks x 1 thread (loaded models)",
+        "end to end (fresh process)",
+        "end to end, torchrun 2 ranks x 1 thread",
+    ]
+    walls = [results["walls"][workload] for workload in ("in process", "end to end") for _ in range(2)]
+    for row, workload_walls, variant in zip(rows, walls, ["pooled", "ranks"] * 2, strict=True):
         assert row["files"] == 3 and row["texts"] == "identical" and row["CLI s"] > 0 and row["pooled s"] > 0
-        assert row["ratio"] == pytest.approx(walls["cli"][0] / walls["pooled"][0], abs=0.006)
+        assert row["ratio"] == pytest.approx(workload_walls["cli"][0] / workload_walls[variant][0], abs=0.006)
+    assert not bench.LIVE_CHILDREN  # every local rank was closed
     assert "| workload | files | audio s | CLI s |" in capsys.readouterr().out
+
+
+def test_live_local_ranks_count_as_the_benchmarks_own_cpu_time(bench):
+    """Otherwise the ranks' work would be reported as other processes' and flag every run as on a busy machine."""
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 1.0\nwhile time.time() < end: pass"]
+    )
+    bench.LIVE_CHILDREN.append(spinner.pid)
+    try:
+        before = bench.own_cpu_seconds()
+        time.sleep(0.6)
+        assert bench.own_cpu_seconds() - before > 0.3
+    finally:
+        bench.LIVE_CHILDREN.remove(spinner.pid)
+        spinner.wait()
+
+
+def test_a_rank_that_dies_is_an_error_that_names_it(bench, tmp_path):
+    options = bench.parse_args(["--ranks", "1", "--model", str(tmp_path / "no-such-model")])
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("")
+    with pytest.raises(RuntimeError, match="local rank 0 exited"):
+        bench.LocalRanks(options, manifest)
+    assert not bench.LIVE_CHILDREN
