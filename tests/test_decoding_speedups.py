@@ -1,4 +1,5 @@
-"""Decoding speed-ups keep transcripts identical: static cache, compiled steps, fewer host-device syncs."""
+"""Decoding speed-ups keep transcripts identical: static cache, compiled steps, fewer host-device syncs, finished
+utterances leaving the batch, and the encoder run over length-sorted sub-batches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from transformers import CompileConfig
 from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
 from transformers_fireredasr import FireRedAedForConditionalGeneration
 from transformers_fireredasr.generation_fireredasr import original_beam_search
-from transformers_fireredasr.modeling_conformer import encoder_frame_mask
+from transformers_fireredasr.modeling_conformer import encode_in_length_batches, encoder_frame_mask
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +214,109 @@ def test_quantized_models_take_float32_features(converted_aed_dir, trained, spee
     for model in (int8, dynamic):
         _, texts = transcribe(model, processor, speech[:2], num_beams=1)
         assert all(texts)
+
+
+def _decoder_rows_per_step(model):
+    """Records the decoder rows of every forward call of `model` (a forward pre-hook); returns (rows, handle)."""
+    rows: list[int] = []
+    handle = model.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["decoder_input_ids"].shape[0]), with_kwargs=True
+    )
+    return rows, handle
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+@pytest.mark.parametrize("fixture", ["trained", "untrained"])
+def test_finished_utterances_leave_the_batch_without_changing_results(fixture, num_beams, request, speech):
+    """Once every row of an utterance is frozen, it leaves the decoding batch; sequences are those of decoding the
+    whole batch to the end, scores and token scores equal up to float rounding (batch size changes the GEMMs).
+
+    The untrained model's hypotheses run into their length limits, and those limits differ per utterance here: an
+    utterance cut by its limit while others decode on gets `<eos>` from the original's next step, which a retired
+    utterance must get too."""
+    model, processor = request.getfixturevalue(fixture)
+    batch = [speech[0], speech[5], speech[-1], speech[9], speech[14], speech[8]]
+    inputs = processor([u.audio for u in batch], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(inputs["input_features"], attention_mask=inputs["attention_mask"])
+    frame_mask = encoder_frame_mask(encoder_outputs, inputs["attention_mask"])
+    limits = frame_mask.sum(-1)
+    if fixture == "untrained":
+        limits = torch.minimum(limits, torch.tensor([3, 9, 5, 12, 7, 4]))
+
+    def decode(retire_finished: bool):
+        rows, handle = _decoder_rows_per_step(model)
+        try:
+            outputs = original_beam_search(
+                model, encoder_outputs[0], frame_mask, limits, num_beams=num_beams, num_return_sequences=1,
+                softmax_smoothing=1.25, eos_penalty=1.0, gnmt_length_penalty=0.6, decoder_start_token_id=3,
+                eos_token_id=4, pad_token_id=2, return_token_scores=True, retire_finished=retire_finished,
+            )  # fmt: skip
+        finally:
+            handle.remove()
+        return outputs, rows
+
+    (sequences, scores, token_scores), rows = decode(retire_finished=True)
+    (whole_sequences, whole_scores, whole_token_scores), whole_rows = decode(retire_finished=False)
+    assert set(whole_rows) == {num_beams * len(batch)}
+    assert rows[0] == num_beams * len(batch) and rows[-1] < rows[0], "no utterance left the batch"
+    assert torch.equal(sequences, whole_sequences)
+    torch.testing.assert_close(scores, whole_scores, atol=1e-5, rtol=0)
+    torch.testing.assert_close(token_scores, whole_token_scores, atol=1e-5, rtol=0)
+    if fixture == "untrained":  # cut at 3 tokens while the others went on: <eos> appended, as the original does
+        assert token_ids(sequences[0], model.config) == sequences[0, 1:4].tolist()
+        assert sequences[0, 4] == model.config.eos_token_id
+
+
+def test_retiring_is_off_where_rows_must_keep_their_places(trained, speech):
+    """Logits processors (hotwords) keep per-utterance state by row position, and a static cache (compiled steps)
+    keeps its shape: with either, every step decodes the whole batch."""
+    model, processor = trained
+    batch = [speech[0], speech[5], speech[-1], speech[9]]
+    inputs = processor([u.audio for u in batch], sampling_rate=16000, return_tensors="pt")
+    for kwargs in (dict(hotwords=["今天"]), dict(cache_implementation="static")):
+        rows, handle = _decoder_rows_per_step(model)
+        try:
+            with torch.no_grad():
+                model.generate(**inputs, **kwargs)
+        finally:
+            handle.remove()
+        assert set(rows) == {3 * len(batch)}, kwargs
+
+
+def test_encoding_in_length_batches_gives_each_row_its_whole_batch_output(trained, speech):
+    """`encoder_batch_frames` runs the encoder over length-sorted sub-batches, each cut to its longest row: every
+    real frame is what the whole batch gives (up to float rounding), the rest is masked, and the transcripts are
+    the same."""
+    model, processor = trained
+    inputs = processor([u.audio for u in speech], sampling_rate=16000, return_tensors="pt")
+    features, mask = inputs["input_features"], inputs["attention_mask"]
+    budget = 2 * int(mask.sum(-1).max())  # about two utterances per sub-batch
+    calls: list[tuple[int, int]] = []
+    handle = model.get_encoder().register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape[:2])))
+    try:
+        with torch.no_grad():
+            whole = model.get_encoder()(features, attention_mask=mask)
+            parts = encode_in_length_batches(model.get_encoder(), features, mask, budget)
+    finally:
+        handle.remove()
+    sub_batches = calls[1:]
+    assert len(sub_batches) > 2 and sum(rows for rows, _ in sub_batches) == len(speech)
+    assert all(rows * frames <= budget or rows == 1 for rows, frames in sub_batches)
+    real = parts.attention_mask
+    assert (
+        torch.equal(real, whole.attention_mask[:, : real.shape[1]])
+        and not whole.attention_mask[:, real.shape[1] :].any()
+    )
+    torch.testing.assert_close(parts.last_hidden_state[real], whole.last_hidden_state[:, : real.shape[1]][real])
+
+    expected, _ = transcribe(model, processor, speech)
+    in_parts, _ = transcribe(model, processor, speech, encoder_batch_frames=budget)
+    assert torch.equal(expected, in_parts)
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, "800", True])
+def test_a_bad_encoder_batch_frames_is_refused(trained, speech, value):
+    model, processor = trained
+    with pytest.raises(ValueError, match="encoder_batch_frames must be a positive number of frames"):
+        transcribe(model, processor, speech[:2], encoder_batch_frames=value)

@@ -15,6 +15,10 @@ Generation-config keys added by this model (all optional):
     output_ctc_log_probs (bool, default False): with `return_dict_in_generate=True`, also return the CTC head's
         log-probs of the encoder output (`ctc_log_probs`, `encoder_attention_mask`), for word timestamps without a
         second encoder pass. Needs a model with a CTC head.
+    encoder_batch_frames (int, default None): run the encoder over length-sorted sub-batches of at most this many
+        padded fbank frames (count x longest; 100 a second), so that a large decoding batch of mixed lengths pads
+        little (`modeling_conformer.encode_in_length_batches`); None encodes the batch at once. A speed setting: the
+        transcripts are those of the whole batch (up to float rounding).
 With `return_dict_in_generate=True` the original procedure also returns, per returned sequence, `token_scores`
 (each chosen token's step log-prob after softmax smoothing and the eos penalty, before any logits processor such
 as hotword biasing; `<eos>` included, 0 past it) and `confidence`: FireRedASR2's utterance confidence, the mean of
@@ -44,7 +48,12 @@ from .hotwords import (
     model_tokenizer,
     token_tries,
 )
-from .modeling_conformer import FireRedConformerEncoderOutput, check_input_features, encoder_frame_mask
+from .modeling_conformer import (
+    FireRedConformerEncoderOutput,
+    check_input_features,
+    encode_in_length_batches,
+    encoder_frame_mask,
+)
 from .transformers_compat import cache_kwarg
 
 FIREREDASR_GENERATION_DEFAULTS = {
@@ -53,6 +62,7 @@ FIREREDASR_GENERATION_DEFAULTS = {
     "eos_penalty": 1.0,
     "gnmt_length_penalty": 0.0,
     "output_ctc_log_probs": False,
+    "encoder_batch_frames": None,
 }
 
 # How many decoding steps an accelerator runs between asking whether every row has finished (a host-device sync).
@@ -88,6 +98,9 @@ def _validate_decoding_options(options: dict) -> None:
         raise ValueError(f"eos_penalty must be > 0, got {options['eos_penalty']}")
     if options["gnmt_length_penalty"] < 0:
         raise ValueError(f"gnmt_length_penalty must be >= 0, got {options['gnmt_length_penalty']}")
+    frames = options["encoder_batch_frames"]
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise ValueError(f"encoder_batch_frames must be a positive number of frames (or None), got {frames!r}")
 
 
 # `generate()` arguments that only transformers' own searches implement.
@@ -144,6 +157,54 @@ def reorder_self_attention_cache(cache: EncoderDecoderCache, rows: torch.LongTen
                 buffer[:, :, :filled].copy_(buffer[:, :, :filled].index_select(0, rows))
 
 
+def _utterance_rows(utterances: torch.Tensor, beams: int) -> torch.Tensor:
+    """The decoder rows of `utterances` (each has `beams` consecutive rows), in order."""
+    return (beams * utterances.view(-1, 1) + torch.arange(beams, device=utterances.device)).view(-1)
+
+
+def _frozen_after_next_step(
+    gone: torch.Tensor,
+    ys: torch.Tensor,
+    scores: torch.Tensor,
+    token_scores: torch.Tensor,
+    first_beam_only: torch.Tensor,
+    beams: int,
+    eos_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(ys, scores, token_scores)` of the utterances `gone` (all rows frozen) as the original's next step leaves
+    them, which runs because other utterances are still decoding: every frozen row proposes itself (score + 0, the
+    other beams -1e10), so the top-k sorts the rows by score, and each appends `<eos>` (token score 0). Later steps
+    change nothing but more `<eos>`, which `_rejoin_retired` pads with."""
+    rows = _utterance_rows(gone, beams)
+    candidates = (scores[rows].view(-1, beams, 1) + first_beam_only.view(1, 1, beams)).view(-1, beams * beams)
+    best_scores, best = torch.topk(candidates, k=beams, dim=1)
+    order = (
+        torch.div(best, beams, rounding_mode="floor") + beams * torch.arange(len(gone), device=gone.device)[:, None]
+    ).view(-1)
+    ys = torch.cat(
+        (ys[rows][order], torch.full((len(rows), 1), eos_token_id, dtype=ys.dtype, device=ys.device)), dim=1
+    )
+    token_scores = nn.functional.pad(token_scores[rows][order], (0, 1))
+    return ys, best_scores.view(-1, 1), token_scores
+
+
+def _rejoin_retired(
+    retired: list, active: torch.Tensor, ys: torch.Tensor, scores: torch.Tensor, token_scores: torch.Tensor, beams: int,
+    eos_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Every utterance's `(ys, scores, token_scores)` in input order: the retired ones (`(ys, scores, token_scores,
+    utterances)` each) padded with `<eos>` (token score 0) to the width the whole batch reached, as the original's
+    further steps would have extended them, and those still decoding at the end (`active`)."""
+    parts = [*retired, (ys, scores, token_scores, active)]
+    width = ys.shape[1]
+    utterances = torch.cat([part[3] for part in parts])
+    order = _utterance_rows(torch.argsort(utterances), beams)
+    ys = torch.cat([nn.functional.pad(part[0], (0, width - part[0].shape[1]), value=eos_token_id) for part in parts])
+    token_scores = torch.cat([nn.functional.pad(part[2], (0, width - 1 - part[2].shape[1])) for part in parts])
+    scores = torch.cat([part[1] for part in parts])
+    return ys[order], scores[order], token_scores[order]
+
+
 @torch.no_grad()
 def original_beam_search(
     model,
@@ -163,6 +224,7 @@ def original_beam_search(
     check_every: int = 1,
     logits_processor: LogitsProcessorList | None = None,
     return_token_scores: bool = False,
+    retire_finished: bool = True,
 ) -> tuple[torch.LongTensor, torch.FloatTensor] | tuple[torch.LongTensor, torch.FloatTensor, torch.FloatTensor]:
     """The original FireRedASR beam search on the KV cache, with a per-utterance length limit.
 
@@ -172,6 +234,9 @@ def original_beam_search(
     asks the device whether every row has finished, a host-device sync; steps taken after that change nothing.
     `logits_processor` (transformers' `LogitsProcessor`s) adjusts each step's log-probs after the softmax smoothing
     and the eos penalty, before the per-beam top-k; it sees every row's hypothesis so far (start token included).
+    With `retire_finished`, a dynamic cache, a check every step and no `logits_processor`, an utterance whose rows
+    are all frozen leaves the batch: later steps cost only the utterances still decoding, and each utterance's
+    result is the one the whole batch gives (up to float rounding, as with any other batch size).
 
     Returns `(sequences, scores)`: `sequences` `(N * num_return_sequences, L)` start with the start token, end
     with `<eos>` when the hypothesis finished, and are right-padded with `pad_token_id`; `scores` are the final
@@ -202,6 +267,10 @@ def original_beam_search(
     encoder_outputs = FireRedConformerEncoderOutput(
         last_hidden_state=encoder_hidden_states, attention_mask=encoder_attention_mask
     )
+    # Processors keep per-utterance state by row position, and a static cache keeps its shape: neither can shrink.
+    retire = retire_finished and not static_cache and check_every == 1 and not logits_processor and batch > 1
+    active = torch.arange(batch, device=device)  # the utterance (input row) of each utterance still decoding
+    retired: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     for step in range(max_steps):
         # Rows past their own limit are frozen like finished ones: they keep their score and append <eos>.
@@ -253,6 +322,34 @@ def original_beam_search(
             reorder_self_attention_cache(cache, source_rows, filled=step + 1)
         row_limit = row_limit[source_rows]
         finished = new_tokens.eq(eos_token_id)
+        if not retire or step + 1 >= max_steps:
+            continue
+        done = (finished | (row_limit <= step + 1)).view(batch, beams).all(dim=1)
+        if not bool(done.any()) or bool(done.all()):
+            continue
+        kept, gone = (~done).nonzero().flatten(), done.nonzero().flatten()
+        retired.append(
+            _frozen_after_next_step(gone, ys, scores, token_scores, first_beam_only, beams, eos_token_id)
+            + (active[gone],)
+        )
+        kept_rows = _utterance_rows(kept, beams)
+        ys, scores, token_scores, row_limit, finished = (
+            tensor[kept_rows] for tensor in (ys, scores, token_scores, row_limit, finished)
+        )
+        active, batch = active[kept], len(kept)
+        rows = batch * beams
+        encoder_outputs = FireRedConformerEncoderOutput(
+            last_hidden_state=encoder_outputs.last_hidden_state[kept],
+            attention_mask=encoder_outputs.attention_mask[kept],
+        )
+        cache.self_attention_cache.reorder_cache(kept_rows)
+        cache.cross_attention_cache.reorder_cache(kept)  # one row per utterance (see above)
+        row_offset = (beams * torch.arange(batch, device=device)).repeat_interleave(beams)
+        same_rows = torch.arange(rows, device=device)
+
+    if retired:
+        batch, rows = len(encoder_hidden_states), len(encoder_hidden_states) * beams
+        ys, scores, token_scores = _rejoin_retired(retired, active, ys, scores, token_scores, beams, eos_token_id)
 
     if check_every > 1:
         ys = ys[:, : int(stopped_at) + 1]
@@ -398,7 +495,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
             if input_features is None:
                 raise ValueError("generate() needs input_features (or encoder_outputs)")
             check_input_features(input_features, self.config.encoder_config.num_mel_bins)
-            encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
+            encoder_outputs = encode_in_length_batches(
+                self.get_encoder(), input_features, attention_mask, options["encoder_batch_frames"]
+            )
         frame_mask = encoder_frame_mask(encoder_outputs, attention_mask)
         if frame_mask is None:
             hidden = encoder_outputs[0]

@@ -22,6 +22,7 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_fireredasr import FireRedConformerConfig
 from .cpu_linear import prepacked
+from .length_batches import plan_batches
 
 # The original computes the frequency term from a float32 log turned into a Python float; keep the same bits.
 _LOG_10000 = torch.log(torch.tensor(10000.0)).item()
@@ -387,12 +388,49 @@ def encoder_frame_mask(
     return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def encode_in_length_batches(
+    encoder: FireRedConformerEncoder,
+    input_features: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    max_frames: int | None,
+) -> FireRedConformerEncoderOutput:
+    """The encoder output of a batch, computed over length-sorted sub-batches of at most `max_frames` padded fbank
+    frames each (count x longest; `None`: the whole batch at once), so that a large batch of mixed lengths (a
+    decoding batch, say) pads each utterance only to its neighbours in length.
+
+    Each row's real frames are what the whole batch would give (up to float rounding): padding features are 0, as
+    the subsampling's own right context is, and attention and convolutions mask the rest. Frames past a row's
+    sub-batch are 0 and masked.
+    """
+    if max_frames is None or attention_mask is None or len(input_features) < 2:
+        return encoder(input_features, attention_mask=attention_mask)
+    if max_frames < 1:
+        raise ValueError(f"encoder_batch_frames must be >= 1, got {max_frames}")
+    lengths = attention_mask.sum(dim=-1).tolist()
+    batches = plan_batches(lengths, max_frames)
+    if len(batches) == 1:
+        return encoder(input_features, attention_mask=attention_mask)
+    hidden = mask = None
+    for batch in batches:
+        rows = torch.tensor(batch, device=input_features.device)
+        longest = int(lengths[batch[0]])
+        output = encoder(input_features[rows, :longest], attention_mask=attention_mask[rows, :longest])
+        if hidden is None:  # the whole batch's frame count: the longest row is in the first sub-batch
+            hidden = output.last_hidden_state.new_zeros(len(input_features), *output.last_hidden_state.shape[1:])
+            mask = output.attention_mask.new_zeros(len(input_features), output.attention_mask.shape[1])
+        frames = output.last_hidden_state.shape[1]
+        hidden[rows, :frames] = output.last_hidden_state
+        mask[rows, :frames] = output.attention_mask
+    return FireRedConformerEncoderOutput(last_hidden_state=hidden, attention_mask=mask)
+
+
 __all__ = [
     "FireRedConformerEncoder",
     "FireRedConformerEncoderOutput",
     "FireRedConformerPreTrainedModel",
     "check_feature_shape",
     "check_input_features",
+    "encode_in_length_batches",
     "encoder_frame_mask",
     "sinusoid_encoding",
 ]
