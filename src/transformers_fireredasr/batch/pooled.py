@@ -2,9 +2,15 @@
 
 The pipeline's own steps do the work, so the transcripts are the pipeline's: DataLoader workers decode each file and
 run `pipeline.preprocess` on it (segmentation and features, exactly as a pipeline call would), the main process
-pools the segments of many files, sorts them by length and cuts batches whose padded length stays within
-`batch_seconds`, runs `pipeline.forward` on each and hands each file's outputs to `pipeline.postprocess` once all of
-its segments are back. Short files thus fill batches together, and decoding overlaps transcription.
+pools the segments of many files, sorts them by length and cuts decoding batches whose padded length stays within
+`POOL_BATCHES * batch_seconds`, runs `pipeline.forward` on each and hands each file's outputs to
+`pipeline.postprocess` once all of its segments are back. Short files thus fill batches together, and decoding
+overlaps transcription.
+
+Why decoding batches are larger than encoder batches: a decoding batch costs about as many steps as its longest
+transcript, whatever its size, since finished utterances leave it (`original_beam_search`), so fewer, larger
+batches take fewer steps; the encoder's cost grows with padding instead, so for FireRedASR-AED it runs over
+sub-batches of at most `batch_seconds` of padded audio (`generate(encoder_batch_frames=...)`).
 
 One bad file loses only itself: a decode or segmentation error comes back from the worker as that file's failure,
 and a batch whose forward fails is retried one segment at a time.
@@ -21,9 +27,12 @@ from torch.utils.data import DataLoader, Dataset
 from transformers.pipelines.base import pad_collate_fn
 
 from ..audio_io import SAMPLING_RATE
+from ..length_batches import plan_batches
 from .inputs import Item
 
-# Segments are pooled until they hold this many batches' worth of audio, then sorted and decoded.
+# Segments are pooled until they hold this many encoder batches' worth of audio, then sorted and decoded in batches
+# of up to that much (at the demo's size on 2 CPU cores: 0.29 s of decoding for 585 s of short clips, against 0.48 s
+# in batches of one encoder batch each; benchmarks/RESULTS.md).
 POOL_BATCHES = 4
 
 
@@ -79,19 +88,6 @@ def _seconds(segment: dict) -> float:
     return float(segment["input_features"].shape[1]) / 100.0  # 10 ms frames
 
 
-def plan_batches(lengths: Sequence[float], batch_seconds: float) -> list[list[int]]:
-    """Indices into `lengths` in batches, longest first, each batch's padded length (count x longest) within
-    `batch_seconds` (a longer segment goes alone)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for index in order:
-        if batches and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= batch_seconds:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
-
-
 class PooledTranscriber:
     """`transcribe(items)` yields `(item, result or None, seconds, error or None)` as each file completes."""
 
@@ -110,6 +106,8 @@ class PooledTranscriber:
         self.preprocess_params = {**pipe._preprocess_params, **pre}
         self.forward_params = {**pipe._forward_params, **self.forward_params}
         self.postprocess_params = {**pipe._postprocess_params, **post}
+        if pipe.model.config.model_type == "fireredasr_aed":  # the LLM variant's generate encodes the batch whole
+            self.forward_params.setdefault("encoder_batch_frames", round(batch_seconds * 100))  # 10 ms fbank frames
         if self.postprocess_params.get("return_timestamps") is None:
             # The decoded pieces' times (the whole file when it was decoded whole): the text does not change.
             self.postprocess_params["return_timestamps"] = "segment"
@@ -139,7 +137,7 @@ class PooledTranscriber:
         yield from self._decode_pool(pool, files, items)
 
     def _decode_pool(self, pool: list[tuple[int, dict]], files: dict[int, dict], items: Sequence[Item]) -> Iterator:
-        for batch in plan_batches([_seconds(segment) for _, segment in pool], self.batch_seconds):
+        for batch in plan_batches([_seconds(segment) for _, segment in pool], POOL_BATCHES * self.batch_seconds):
             segments = [pool[i] for i in batch]
             for (index, _), output in zip(segments, self._forward([s for _, s in segments]), strict=True):
                 state = files[index]
