@@ -157,7 +157,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard", metavar="I/N", help="transcribe share I of N (array jobs; launchers need none)")
     group.add_argument("--force", action="store_true", help="continue a run whose settings or items changed")
     group.add_argument(
-        "--batch-seconds", type=float, default=120.0, help="audio seconds per batch, padding included (default 120)"
+        "--batch-seconds",
+        type=float,
+        default=120.0,
+        help="audio seconds per encoder batch, padding included; decoding batches hold up to 4 of them (default 120)",
     )
     group.add_argument(
         "--num-workers",

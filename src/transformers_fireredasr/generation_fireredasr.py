@@ -348,7 +348,7 @@ def original_beam_search(
         same_rows = torch.arange(rows, device=device)
 
     if retired:
-        batch, rows = len(encoder_hidden_states), len(encoder_hidden_states) * beams
+        batch = len(encoder_hidden_states)
         ys, scores, token_scores = _rejoin_retired(retired, active, ys, scores, token_scores, beams, eos_token_id)
 
     if check_every > 1:
