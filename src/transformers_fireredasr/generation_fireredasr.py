@@ -325,7 +325,7 @@ def original_beam_search(
         if not retire or step + 1 >= max_steps:
             continue
         done = (finished | (row_limit <= step + 1)).view(batch, beams).all(dim=1)
-        if not bool(done.any()) or bool(done.all()):
+        if int(done.sum()) in (0, batch):  # one host-device sync; none or all done: nothing to retire
             continue
         kept, gone = (~done).nonzero().flatten(), done.nonzero().flatten()
         retired.append(
