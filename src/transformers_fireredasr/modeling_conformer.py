@@ -404,8 +404,6 @@ def encode_in_length_batches(
     """
     if max_frames is None or attention_mask is None or len(input_features) < 2:
         return encoder(input_features, attention_mask=attention_mask)
-    if max_frames < 1:
-        raise ValueError(f"encoder_batch_frames must be >= 1, got {max_frames}")
     lengths = attention_mask.sum(dim=-1).tolist()
     batches = plan_batches(lengths, max_frames)
     if len(batches) == 1:
@@ -415,7 +413,7 @@ def encode_in_length_batches(
         rows = torch.tensor(batch, device=input_features.device)
         longest = int(lengths[batch[0]])
         output = encoder(input_features[rows, :longest], attention_mask=attention_mask[rows, :longest])
-        if hidden is None:  # the whole batch's frame count: the longest row is in the first sub-batch
+        if hidden is None:  # as many frames as the longest row gives: it is in the first sub-batch
             hidden = output.last_hidden_state.new_zeros(len(input_features), *output.last_hidden_state.shape[1:])
             mask = output.attention_mask.new_zeros(len(input_features), output.attention_mask.shape[1])
         frames = output.last_hidden_state.shape[1]
