@@ -35,22 +35,8 @@ def test_decoding_batches_span_several_encoder_batches_and_keep_the_transcripts(
     items = [Item(str(p), str(p), wav_seconds(p)) for p in clips.paths]
     batch_seconds = 2 * max(item.duration for item in items) + 0.5  # about two clips per encoder batch
 
-    encoder_calls: list[tuple[int, int]] = []
-    decoding_batches: list[tuple[int, int]] = []
-    generate = pipe.model.generate
-
-    def recording_generate(input_features, *args, **kwargs):
-        decoding_batches.append(tuple(input_features.shape[:2]))
-        return generate(input_features, *args, **kwargs)
-
-    hook = pipe.model.get_encoder().register_forward_pre_hook(lambda m, args: encoder_calls.append(args[0].shape[:2]))
-    pipe.model.generate = recording_generate
-    try:
-        pooled = PooledTranscriber(pipe, AudioReader(InputSpec("files", "")), {}, batch_seconds=batch_seconds)
-        results = {item.id: (result, error) for item, result, _, error in pooled.transcribe(items)}
-    finally:
-        hook.remove()
-        del pipe.model.generate
+    pooled = PooledTranscriber(pipe, AudioReader(InputSpec("files", "")), {}, batch_seconds=batch_seconds)
+    results, decoding_batches, encoder_calls = _transcribe_recording_batches(pipe, pooled, items)
 
     assert {key: result["text"] for key, (result, error) in results.items() if error is None} == expected
     assert sum(rows for rows, _ in decoding_batches) == len(items) == sum(rows for rows, _ in encoder_calls)
@@ -58,3 +44,38 @@ def test_decoding_batches_span_several_encoder_batches_and_keep_the_transcripts(
         assert all(rows * frames <= budget * 100 or rows == 1 for rows, frames in batches)
     # One decoding batch spans several encoder batches.
     assert max(rows for rows, _ in decoding_batches) > max(rows for rows, _ in encoder_calls)
+
+
+def test_the_llm_variant_decodes_in_batches_of_batch_seconds(converted_llm_dir, speech):
+    """FireRedASR-LLM's generate encodes its batch whole and decodes with transformers' search, where finished
+    utterances stay: larger decoding batches would only pad its encoder more and take more memory."""
+    pipe = pipeline("automatic-speech-recognition", model=str(converted_llm_dir), device="cpu")
+    items = [Item(str(u.path), str(u.path), wav_seconds(u.path)) for u in speech[:8]]
+    batch_seconds = 2 * max(item.duration for item in items) + 0.5
+    pooled = PooledTranscriber(pipe, AudioReader(InputSpec("files", "")), {}, batch_seconds=batch_seconds)
+    results, decoding_batches, _ = _transcribe_recording_batches(pipe, pooled, items)
+    assert [error for _, error in results.values() if error is not None] == []
+    assert sum(rows for rows, _ in decoding_batches) == len(items) and len(decoding_batches) > 1
+    assert all(rows * frames <= batch_seconds * 100 or rows == 1 for rows, frames in decoding_batches)
+
+
+def _transcribe_recording_batches(pipe, pooled: PooledTranscriber, items: list[Item]):
+    """`({id: (result, error)}, decoding batches, encoder calls)`, each batch as `(rows, fbank frames)`."""
+    encoder_calls: list[tuple[int, int]] = []
+    decoding_batches: list[tuple[int, int]] = []
+    generate = pipe.model.generate
+
+    def recording_generate(*args, **kwargs):
+        features = kwargs.get(getattr(pipe.model, "main_input_name", "input_features"), args[0] if args else None)
+        decoding_batches.append(tuple(features.shape[:2]))
+        return generate(*args, **kwargs)
+
+    encoder = pipe.model.get_encoder() if hasattr(pipe.model, "get_encoder") else pipe.model.encoder
+    hook = encoder.register_forward_pre_hook(lambda m, args: encoder_calls.append(tuple(args[0].shape[:2])))
+    pipe.model.generate = recording_generate
+    try:
+        results = {item.id: (result, error) for item, result, _, error in pooled.transcribe(items)}
+    finally:
+        hook.remove()
+        del pipe.model.generate
+    return results, decoding_batches, encoder_calls

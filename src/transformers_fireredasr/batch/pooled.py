@@ -3,7 +3,7 @@
 The pipeline's own steps do the work, so the transcripts are the pipeline's: DataLoader workers decode each file and
 run `pipeline.preprocess` on it (segmentation and features, exactly as a pipeline call would), the main process
 pools the segments of many files, sorts them by length and cuts decoding batches whose padded length stays within
-`POOL_BATCHES * batch_seconds`, runs `pipeline.forward` on each and hands each file's outputs to
+`POOL_BATCHES * batch_seconds` (FireRedASR-AED; `batch_seconds` for the LLM variant), runs `pipeline.forward` on each and hands each file's outputs to
 `pipeline.postprocess` once all of its segments are back. Short files thus fill batches together, and decoding
 overlaps transcription.
 
@@ -106,8 +106,13 @@ class PooledTranscriber:
         self.preprocess_params = {**pipe._preprocess_params, **pre}
         self.forward_params = {**pipe._forward_params, **self.forward_params}
         self.postprocess_params = {**pipe._postprocess_params, **post}
-        if pipe.model.config.model_type == "fireredasr_aed":  # the LLM variant's generate encodes the batch whole
+        # Decoding batches of several encoder batches pay where finished utterances leave them and the encoder runs
+        # in sub-batches: FireRedASR-AED's generate. The LLM variant's encodes whole and decodes with transformers'
+        # search, where larger batches would only pad more.
+        self.decoding_seconds = batch_seconds
+        if pipe.model.config.model_type == "fireredasr_aed":
             self.forward_params.setdefault("encoder_batch_frames", round(batch_seconds * 100))  # 10 ms fbank frames
+            self.decoding_seconds = POOL_BATCHES * batch_seconds
         if self.postprocess_params.get("return_timestamps") is None:
             # The decoded pieces' times (the whole file when it was decoded whole): the text does not change.
             self.postprocess_params["return_timestamps"] = "segment"
@@ -137,7 +142,7 @@ class PooledTranscriber:
         yield from self._decode_pool(pool, files, items)
 
     def _decode_pool(self, pool: list[tuple[int, dict]], files: dict[int, dict], items: Sequence[Item]) -> Iterator:
-        for batch in plan_batches([_seconds(segment) for _, segment in pool], POOL_BATCHES * self.batch_seconds):
+        for batch in plan_batches([_seconds(segment) for _, segment in pool], self.decoding_seconds):
             segments = [pool[i] for i in batch]
             for (index, _), output in zip(segments, self._forward([s for _, s in segments]), strict=True):
                 state = files[index]
