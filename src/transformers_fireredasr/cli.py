@@ -160,7 +160,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-seconds",
         type=float,
         default=120.0,
-        help="audio seconds per encoder batch, padding included; decoding batches hold up to 4 of them (default 120)",
+        help="audio seconds per encoder batch, padding included; AED decoding batches hold up to 4 (default 120)",
     )
     group.add_argument(
         "--num-workers",
