@@ -84,8 +84,12 @@ def _unbatch(output: dict, rows: int) -> list[dict]:
     return pieces
 
 
+# fbank frames a second (10 ms hop): segment lengths and the encoder's sub-batch budget are counted in them.
+FRAMES_PER_SECOND = 100
+
+
 def _seconds(segment: dict) -> float:
-    return float(segment["input_features"].shape[1]) / 100.0  # 10 ms frames
+    return float(segment["input_features"].shape[1]) / FRAMES_PER_SECOND
 
 
 class PooledTranscriber:
@@ -111,7 +115,7 @@ class PooledTranscriber:
         # search, where larger batches would only pad more.
         self.decoding_seconds = batch_seconds
         if pipe.model.config.model_type == "fireredasr_aed":
-            self.forward_params.setdefault("encoder_batch_frames", round(batch_seconds * 100))  # 10 ms fbank frames
+            self.forward_params.setdefault("encoder_batch_frames", round(batch_seconds * FRAMES_PER_SECOND))
             self.decoding_seconds = POOL_BATCHES * batch_seconds
         if self.postprocess_params.get("return_timestamps") is None:
             # The decoded pieces' times (the whole file when it was decoded whole): the text does not change.
