@@ -9,6 +9,7 @@ from .compiled_decoding import (
     forget_compiled_decoding,
 )
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
+from .conversion.resolve import resolve_model
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
 from .modeling_conformer import FireRedConformerEncoder, FireRedConformerPreTrainedModel
@@ -49,4 +50,5 @@ __all__ = [
     "compiled_decoding_load_kwargs",
     "cpu_compile_config",
     "forget_compiled_decoding",
+    "resolve_model",
 ]

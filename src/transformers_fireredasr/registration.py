@@ -5,6 +5,8 @@ Called once when `transformers_fireredasr` is imported.
 
 from __future__ import annotations
 
+import functools
+
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -50,3 +52,29 @@ def register() -> None:
     PIPELINE_REGISTRY.supported_tasks["automatic-speech-recognition"]["impl"] = (
         "transformers_fireredasr.pipeline_fireredasr.FireRedAsrPipeline"
     )
+    explain_original_releases()
+
+
+def explain_original_releases() -> None:
+    """Makes `AutoConfig.from_pretrained` (which every Auto class, `AutoProcessor` and `pipeline()` call first) raise
+    `OriginalFormatError` for an original FireRedASR release folder or Hub repository, naming `resolve_model` and the
+    converters, instead of transformers' "no config.json" / "Unrecognized model" errors. Only a failed load is
+    looked at; the error is an `OSError`, which `AutoProcessor`'s fallback (it swallows `ValueError`) lets through."""
+    loader = AutoConfig.from_pretrained
+    if getattr(loader, "explains_original_releases", False):
+        return
+
+    @functools.wraps(loader.__func__)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return loader.__func__(cls, pretrained_model_name_or_path, *args, **kwargs)
+        except (OSError, ValueError) as error:
+            from .conversion.resolve import original_format_error
+
+            explained = original_format_error(pretrained_model_name_or_path)
+            if explained is None:
+                raise
+            raise explained from error
+
+    from_pretrained.explains_original_releases = True
+    AutoConfig.from_pretrained = classmethod(from_pretrained)
