@@ -14,13 +14,13 @@ import json
 import datasets
 from transformers import pipeline
 
-import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes with the pipeline
+from transformers_fireredasr import resolve_model  # importing the package registers its classes with the pipeline
 from transformers_fireredasr.training import character_error_rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    parser.add_argument("--model", required=True, help="model folder or Hub id (converted or original)")
     parser.add_argument("--data_dir", required=True, help="audiofolder with the split")
     parser.add_argument("--split", default="test")
     parser.add_argument("--text_column", default="transcription")
@@ -31,7 +31,7 @@ def main() -> None:
 
     data = datasets.load_dataset("audiofolder", data_dir=args.data_dir, split=args.split)
     data = data.cast_column("audio", datasets.Audio(sampling_rate=16000))
-    asr = pipeline("automatic-speech-recognition", model=args.model, device=args.device)
+    asr = pipeline("automatic-speech-recognition", model=resolve_model(args.model), device=args.device)
     generate_kwargs = {} if args.num_beams is None else {"num_beams": args.num_beams}
     audio = [{"raw": example["audio"]["array"], "sampling_rate": 16000} for example in data]
     results = asr(audio, batch_size=args.batch_size, generate_kwargs=generate_kwargs)

@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("manifest")
     parser.add_argument("output_dir")
-    parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
+    parser.add_argument(
+        "--model",
+        help="model folder or Hub id, converted or the original release (each node's actors convert it once, "
+        "into their node's cache; default: the bundled demo model)",
+    )
     parser.add_argument("--actors", type=int, default=1, help="model replicas (one GPU each unless --gpus-per-actor)")
     parser.add_argument("--gpus-per-actor", type=float, default=1.0, help="0: actors on CPUs")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")

@@ -43,7 +43,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="fireredasr-transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("audio", nargs="*", help="audio files (wav, flac, mp3, ... at any sampling rate)")
-    parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
+    parser.add_argument(
+        "--model",
+        help="model folder or Hub id, converted or the original release (default: the bundled demo model)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
     parser.add_argument(
@@ -320,13 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
 
+    from .conversion.resolve import resolve_model
+
     if options.no_progress:  # transformers' own bars too ("Loading weights")
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
     asr = pipeline(
         "automatic-speech-recognition",
-        model=str(model),
+        model=resolve_model(model),  # an original release folder or Hub id: its cached conversion
         device=options.device,
         dtype=getattr(torch, options.dtype),
         model_kwargs=pipeline_model_kwargs(

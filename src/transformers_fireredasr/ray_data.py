@@ -1,8 +1,9 @@
 """Transcribing archives on a Ray cluster with Ray Data (the optional `[ray]` extra; ray is imported lazily).
 
 `FireRedAsrPredictor` is a callable class for `Dataset.map_batches`: each actor loads the model once (on its GPU when
-Ray gave it one and CUDA is there) and transcribes its batches with the same pooled path as `fireredasr-transcribe
---manifest` (`batch.pooled`: the pipeline's own preprocess, forward and postprocess), so the texts are the CLI's.
+Ray gave it one and CUDA is there; an original release is converted once per node, in `batch.run.load_pipeline`) and
+transcribes its batches with the same pooled path as `fireredasr-transcribe --manifest` (`batch.pooled`: the
+pipeline's own preprocess, forward and postprocess), so the texts are the CLI's.
 `transcribe_manifest` is the recipe:
 
     manifest -> items.jsonl (ids, absolute paths; `batch.inputs.read_manifest`) -> ray.data.read_json

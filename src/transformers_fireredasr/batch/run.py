@@ -92,11 +92,12 @@ def load_pipeline(config: RunConfig, shard: Shard):
     if device == "cuda" and shard.world_size > 1:
         device = f"cuda:{shard.local_rank % max(torch.cuda.device_count(), 1)}"
     from ..cli import pipeline_model_kwargs
+    from ..conversion.resolve import resolve_model
     from ..quantization import check_quantized
 
     pipe = pipeline(
         "automatic-speech-recognition",
-        model=config.model,
+        model=resolve_model(config.model),  # an original release: its cached conversion (run.json names the original)
         device=device,
         dtype=getattr(torch, config.dtype),
         model_kwargs=pipeline_model_kwargs(config.quantize, compile_device=device if config.compile else None),

@@ -17,7 +17,10 @@ API_KEY_VARIABLE = "FIREREDASR_API_KEY"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fireredasr-serve", description=__doc__)
-    parser.add_argument("--model", help="model folder or Hub id (default: the bundled demo model)")
+    parser.add_argument(
+        "--model",
+        help="model folder or Hub id, converted or the original release (default: the bundled demo model)",
+    )
     parser.add_argument(
         "--served-model-name", help="the name clients pass as `model` (default: fireredasr-demo, or --model)"
     )

@@ -134,9 +134,13 @@ class Transcriber:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str = "auto", dtype: str = "float32") -> Transcriber:
-        """Loads a model folder or Hub id with the Auto classes (importing the package registered them)."""
+        """Loads a model folder or Hub id with the Auto classes (importing the package registered them); an original
+        release is converted once (`resolve_model`)."""
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
+        from ..conversion.resolve import resolve_model
+
+        name_or_path = resolve_model(name_or_path)
         model = AutoModelForSpeechSeq2Seq.from_pretrained(name_or_path, dtype=getattr(torch, dtype))
         return cls(model.to(pick_device(device)), AutoProcessor.from_pretrained(name_or_path))
 
