@@ -42,11 +42,16 @@ the next call compile the new weights.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable
 
 import torch
 from transformers import CompileConfig
 
+from .transformers_compat import speed_path_unavailable
+
+# Compiled step functions whose compiling failed with this torch: their steps run eagerly.
+_FAILED_COMPILES: weakref.WeakSet = weakref.WeakSet()
 # What torch.compile hands to Inductor (as `options`, which excludes a `mode`).
 INDUCTOR_OPTIONS = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
 
@@ -86,18 +91,28 @@ def with_inductor_options(compiled_call: Callable, compile_config: CompileConfig
     reaches Inductor after the choice of a frozen graph is made), so they are set around every call; compiling
     happens inside the first call of a shape, so it sees them. Why the eager fallback: past torch's recompile limit
     (`torch._dynamo.config.recompile_limit`, one compile per shape), a `fullgraph=True` compile raises before it runs
-    anything; that step, and every step of a shape after it, then runs eagerly (one warning)."""
+    anything; that step, and every step of a shape after it, then runs eagerly (one warning). Why the other
+    fallback: where this torch cannot compile the steps at all (no C++ toolchain for Inductor's CPU code, a Dynamo
+    or Inductor change), every step runs eagerly, after one warning (`transformers_compat.speed_path_unavailable`)."""
     import torch._dynamo.exc
     import torch._inductor.config
 
     options = dict(compile_config.options or {})
 
     def call(*args, **kwargs):
+        if compiled_call in _FAILED_COMPILES:
+            return eager_call(*args, **kwargs)
         with torch._inductor.config.patch(options):
             try:
                 return compiled_call(*args, **kwargs)
             except torch._dynamo.exc.FailOnRecompileLimitHit:  # what fullgraph=True raises at the limit
                 pass
+            except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.TorchRuntimeError) as error:
+                # This torch cannot compile the steps (no C++ toolchain, an Inductor or Dynamo change): they run
+                # eagerly from now on. An error of the step itself is raised again by the eager call below.
+                _FAILED_COMPILES.add(compiled_call)
+                speed_path_unavailable("compiled_decoding", f"torch {torch.__version__}: {type(error).__name__}")
+                return eager_call(*args, **kwargs)
         warnings.warn(
             "the decoding steps were compiled for as many shapes (batch sizes, audio lengths) as torch's recompile "
             "limit allows: steps of further shapes run without compiling",

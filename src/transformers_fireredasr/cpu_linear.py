@@ -25,11 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_SUPPORTED = (
-    torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
+from .transformers_compat import speed_path_unavailable, torch_offers
+
 _enabled = True
 # Small products keep sgemm: oneDNN's fixed cost per call (about 15 us) loses to it there. Measured on this machine,
 # 1 thread, sgemm against packed: 3 rows x a 128 x 128 weight 5 against 19 us, 24 rows 12 against 17 us, 200 rows
@@ -48,7 +45,7 @@ def set_cpu_prepacking(enabled: bool) -> None:
 
 def cpu_prepacking_available() -> bool:
     """Whether this torch has oneDNN and the operators the prepacked path calls."""
-    return _SUPPORTED
+    return torch_offers("onednn_linear")
 
 
 class PrepackedForward:
@@ -95,21 +92,20 @@ class PrepackedForward:
         return plain
 
     def _call_packable(self, input: torch.Tensor) -> bool:
-        return (
+        wanted = (
             _enabled
-            and _SUPPORTED
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
             and input.device.type == "cpu"
             and input.dtype == torch.float32
             and (input.dim() == 3 if isinstance(self.linear, nn.Conv1d) else input.dim() >= 2)
         )
+        return wanted and _offered("onednn_linear")
 
     def _int8_call(self, input: torch.Tensor) -> bool:
         bias = self.linear.bias
-        return (
+        wanted = (
             _enabled
-            and hasattr(torch, "_weight_int8pack_mm")
             and isinstance(self.linear, nn.Linear)
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
@@ -119,6 +115,7 @@ class PrepackedForward:
             and (bias is None or type(bias.data) is torch.Tensor)
             and not hasattr(self.linear, "_hf_hook")
         )
+        return wanted and _offered("int8_weight_kernel")
 
     def _int8_product(self, input: torch.Tensor, qdata: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """`input @ (qdata * scale).T + bias` through torch's int8-weight CPU kernel, with bf16 activations."""
@@ -137,6 +134,15 @@ class PrepackedForward:
 
     def __getstate__(self) -> dict:
         return {"linear": self.linear, "packed": None}  # pickled or deep-copied modules repack on their first call
+
+
+def _offered(feature: str) -> bool:
+    """Whether torch offers the operators of the wanted speed path `feature`; if not, the caller takes the module's
+    own path, after one warning per process (`transformers_compat.speed_path_unavailable`)."""
+    if torch_offers(feature):
+        return True
+    speed_path_unavailable(feature)
+    return False
 
 
 def int8_weight_only(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -1,4 +1,5 @@
-"""The one place that knows which transformers release is installed (the package supports `>=5.23,<6`).
+"""The one place that knows which transformers and torch releases are installed (the package supports transformers
+`>=5.23,<6` and torch `>=2.13`).
 
 transformers 5.24 renamed `past_key_values` to `cache`: in model forwards, in the mask functions
 (`create_causal_mask(cache=...)`), in `generate`'s model kwargs and in the fields of the output classes
@@ -7,6 +8,12 @@ asks this module for the name to hand to transformers.
 
 Everything here goes when the floor moves to 5.24: then `CACHE_NAME` is `"cache"`, `cache_kwarg(c)` is `{"cache": c}`,
 and `accepts_legacy_cache_name` is transformers' own `deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")`.
+
+torch: the CPU speed paths call operators that torch exposes without promising them (`torch.ops.mkldnn`'s prepacked
+linear, `torch._weight_int8pack_mm`) and compile with Inductor, whose CPU backend needs a working C++ toolchain. Each
+path asks `torch_offers` at run time and, where the answer is no, takes the plain path after one warning
+(`speed_path_unavailable`): slower, never a crash or another answer. Both operators are in every torch from the floor
+(2.13) to 2.15; the probes stay, because private operators can go in any release.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import torch
 import transformers
 from packaging import version
 from transformers.utils.deprecation import deprecate_kwarg
@@ -58,6 +66,42 @@ def accepts_legacy_cache_name(forward: Callable) -> Callable:
     return renamed
 
 
+# What each CPU speed path needs from torch, probed once: name -> (available, what runs without it).
+_TORCH_FEATURES: dict[str, Callable[[], bool]] = {
+    "onednn_linear": lambda: (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    ),
+    "int8_weight_kernel": lambda: hasattr(torch, "_weight_int8pack_mm"),
+}
+_FALLBACKS = {
+    "onednn_linear": "fp32 products on the CPU use torch's default BLAS path (slower; the same results up to rounding)",
+    "int8_weight_kernel": "int8 weights are multiplied by torchao's own path (slower; the same results up to rounding)",
+    "compiled_decoding": "the decoding steps run eagerly (slower; the same results)",
+}
+_warned_unavailable: set[str] = set()
+
+
+@functools.cache
+def torch_offers(feature: str) -> bool:
+    """Whether the installed torch has what the speed path `feature` calls (`onednn_linear`, `int8_weight_kernel`)."""
+    try:
+        return bool(_TORCH_FEATURES[feature]())
+    except (AttributeError, RuntimeError):  # an operator namespace that this build lacks altogether
+        return False
+
+
+def speed_path_unavailable(feature: str, why: str = "") -> None:
+    """Warns, once per process and speed path, that `feature` cannot run with the installed torch and what runs
+    instead (`_FALLBACKS`)."""
+    if feature in _warned_unavailable:
+        return
+    _warned_unavailable.add(feature)
+    reason = why or f"torch {torch.__version__} lacks the operators it calls"
+    warnings.warn(f"speed path {feature!r} is unavailable ({reason}): {_FALLBACKS[feature]}", stacklevel=3)
+
+
 @contextmanager
 def peft_probing_checkpointing() -> Iterator[None]:
     """Silences the one FutureWarning that peft (0.21.2, the newest release) causes inside transformers 5.24:
@@ -75,4 +119,6 @@ __all__ = [
     "cache_kwarg",
     "output_cache",
     "peft_probing_checkpointing",
+    "speed_path_unavailable",
+    "torch_offers",
 ]
