@@ -53,12 +53,12 @@ def cache_root() -> Path:
 def original_kind(folder: str | os.PathLike[str]) -> str | None:
     """`"llm"` or `"aed"` when `folder` holds the files the LLM or AED converter reads, else None (a folder with
     `config.json` is a transformers folder). The FireRedASR2 variants are told apart later, by the converters."""
-    from .aed import AED_FILES, check_input_dir
-    from .llm import LLM_FILES
-
     folder = Path(folder)
     if not folder.is_dir() or (folder / "config.json").is_file():
         return None
+    from .aed import AED_FILES, check_input_dir
+    from .llm import LLM_FILES
+
     for kind, names in (("llm", LLM_FILES), ("aed", AED_FILES)):  # LLM first: its asr_encoder.pth.tar decides
         try:
             check_input_dir(folder, names)
