@@ -17,6 +17,46 @@ import pytest
 import torch
 
 from tests.audio import noise, synthesize_mandarin, write_wav
+from tests.markers import markers_for
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (tests/markers.py), which plain pytest leaves out",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by the markers given here
+def pytest_collection_modifyitems(config, items):
+    """Marks every test as tests/markers.py's rule says; then, when pytest runs its default test paths with no `-m`
+    and no `--slow`, leaves the slow tests out (the fast default suite)."""
+    for item in items:
+        nodeid = (
+            Path(item.path).resolve().relative_to(TESTS).as_posix() + item.nodeid[len(item.nodeid.split("::")[0]) :]
+        )
+        for name in markers_for(nodeid):
+            item.add_marker(name)
+    if (
+        config.getoption("--slow")
+        or config.option.markexpr
+        or config.args_source != pytest.Config.ArgsSource.TESTPATHS
+    ):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+
+
+def pytest_report_header(config):
+    if not (config.getoption("--slow") or config.option.markexpr):
+        return "slow tests (tests/markers.py) are left out of a plain run: --slow runs them too"
+    return None
+
 
 SENTENCES = [
     "今天天气很好",
