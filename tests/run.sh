@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need on a fresh machine, then runs pytest.
 #
-#   bash tests/run.sh                                  # the newest transformers that pip picks
-#   bash tests/run.sh --transformers 5.23.0            # a given release, in its own virtualenv (.venv-transformers-5.23.0)
-#   bash tests/run.sh --transformers lowest            # the lowest release pyproject.toml supports
-#   bash tests/run.sh -- -k pipeline -x                # anything after -- goes to pytest
+#   bash tests/run.sh                              # every test (slow ones too): newest transformers and torch
+#   bash tests/run.sh --fast                       # the fast default suite (what plain `pytest` runs)
+#   bash tests/run.sh --subset                     # only the version-sensitive tests (-m version_sensitive)
+#   bash tests/run.sh --transformers lowest        # on a given transformers release (or `lowest`, pyproject's floor)
+#   bash tests/run.sh --torch floor                # on a given torch release (or `floor`, pyproject's floor)
+#   bash tests/run.sh -- -k pipeline -x            # anything after -- goes to pytest
 #
-# Installs the system tools (espeak-ng, sox, ffmpeg, chromium), the pinned CPU torch, the project with its `test`
-# extra, and the reference package `fireredasr==0.0.2` (the oracle, with --no-deps: its declared modelscope and
-# cn2an are not needed). Steps that are already satisfied are quick.
+# The newest releases go into this python (torch: the newest pip offers, never a downgrade of an installed newer
+# one). Another transformers or torch goes into its own virtualenv on top of it (.venv-transformers-X-torch-Y), with
+# only those packages and the companions of that torch (tests/versions.py) replaced. Also installed: the system tools
+# (espeak-ng, sox, ffmpeg, chromium), the project with its `test` extra, and the reference package `fireredasr==0.0.2`
+# (the oracle, with --no-deps: its declared modelscope and cn2an are not needed). Steps already satisfied are quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TORCH_PIN="torch==2.13.0"
 transformers_version=""
+torch_version=""
+markers="slow or not slow"
 pytest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --transformers) transformers_version="${2:?--transformers needs a version (or 'lowest')}"; shift 2 ;;
+    --torch) torch_version="${2:?--torch needs a version (or 'floor')}"; shift 2 ;;
+    --fast) markers="not slow"; shift ;;
+    --subset) markers="version_sensitive"; shift ;;
     --) shift; pytest_args+=("$@"); break ;;
     *) echo "tests/run.sh: unknown option $1 (see the header of tests/run.sh)" >&2; exit 2 ;;
   esac
@@ -36,31 +44,45 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The pinned CPU torch first, and kept pinned while the rest resolves (an unpinned torch pulls a CUDA build).
+quiet_pip() {  # pip, without the lines that only say a local index has no such package
+  "$@" 2>&1 | { grep -v -e "^WARNING: Location 'file:" -e "^WARNING: Running pip as the 'root' user" || true; }
+  return "${PIPESTATUS[0]}"
+}
+
+# torch: the newest release pip offers, unless an installed one is at least as new (pip never downgrades it here).
+floor="$(python3 -m tests.versions torch-floor)"
+quiet_pip python3 -m pip install -q --upgrade --upgrade-strategy only-if-needed "torch>=$floor"
+installed_torch="$(python3 -c 'import torch; print(torch.__version__)')"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
-echo "$TORCH_PIN" > "$constraints"
-python3 -m pip install -q "$TORCH_PIN"
-python3 -m pip install -q -c "$constraints" -e ".[test]"
-python3 -m pip install -q --no-deps "fireredasr==0.0.2"
+# That torch and its companions stay as they are while the rest resolves.
+python3 -m tests.versions constraints "$installed_torch" > "$constraints"
+quiet_pip python3 -m pip install -q -c "$constraints" -e ".[test]"
+quiet_pip python3 -m pip install -q --no-deps "fireredasr==0.0.2"
 
-# Each run leaves the token ids of every decoding mode in .test-ids/<release>.json for a run on another release to
-# compare with; a run on the newest release starts that comparison afresh.
+# Each run leaves the token ids of every decoding mode in .test-ids/ for runs on other releases to compare with; a
+# run on the newest releases starts that comparison afresh.
+[ -n "$transformers_version$torch_version" ] || rm -rf .test-ids
 python=python3
-[ -n "$transformers_version" ] || rm -rf .test-ids
-if [ -n "$transformers_version" ]; then
-  if [ "$transformers_version" = lowest ]; then
-    transformers_version="$(python3 -c 'import tests.transformers_range as r; print(r.lowest_supported())')"
-  fi
-  # A virtualenv on top of the packages above, with only transformers replaced (and the project's own scripts).
-  venv=".venv-transformers-$transformers_version"
+if [ "$transformers_version" = lowest ]; then transformers_version="$(python3 -m tests.versions lowest-transformers)"; fi
+if [ "$torch_version" = floor ]; then torch_version="$floor"; fi
+if [ -n "$transformers_version$torch_version" ]; then
+  # A virtualenv on top of the packages above, with only the named releases replaced (and the project's scripts).
+  venv=".venv-transformers-${transformers_version:-newest}-torch-${torch_version:-newest}"
   [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
-  # The venv's own setuptools (seeded by ensurepip) predates the SPDX license field; tests build wheels with it.
-  "$venv/bin/python" -m pip install -q -c "$constraints" "transformers==$transformers_version" "setuptools>=77"
-  "$venv/bin/python" -m pip install -q --no-deps -e .
+  pins=("setuptools>=77")  # the venv's own setuptools (seeded by ensurepip) predates the SPDX license field
+  [ -z "$transformers_version" ] || pins+=("transformers==$transformers_version")
+  if [ -n "$torch_version" ]; then
+    python3 -m tests.versions constraints "$torch_version" > "$constraints"
+    pins+=(-c "$constraints" "torch==$torch_version" torchao torchcodec)
+  else
+    pins+=(-c "$constraints")
+  fi
+  quiet_pip "$venv/bin/python" -m pip install -q "${pins[@]}"
+  quiet_pip "$venv/bin/python" -m pip install -q --no-deps -e .
   python="$venv/bin/python"
   export PATH="$PWD/$venv/bin:$PATH"
 fi
 "$python" -c 'import transformers, torch; print(f"transformers {transformers.__version__}, torch {torch.__version__}")'
-# No paths given: pytest runs testpaths (tests/, pyproject.toml).
-exec "$python" -m pytest -q "${pytest_args[@]}"
+# No paths given: pytest runs testpaths (tests/, pyproject.toml). The last -m wins over pyproject's "not slow".
+exec "$python" -m pytest -q -m "$markers" "${pytest_args[@]}"

@@ -1,8 +1,10 @@
-"""The supported transformers range (`>=5.23,<6`): the cache rename of 5.24, the same ids from every decoding mode on
-every release, tuple outputs, typos refused on every path, and no deprecation warnings from our own calls.
+"""The supported transformers and torch ranges: the cache rename of transformers 5.24, the same ids from every
+decoding mode on every release of both, tuple outputs, typos refused on every path, and no deprecation warnings from
+our own calls.
 
-`tests/run.sh --transformers lowest` runs this suite again on the lowest release; each run leaves the ids of every
-decoding mode in `.test-ids/<release>.json`, and the next run on another release must produce the same ids.
+`tests/run.sh --subset --transformers lowest` (and `--torch floor`) runs the version-sensitive tests again on the other
+end of a range; each run leaves the ids of every decoding mode in `.test-ids/transformers-X-torch-Y.json`, and a run
+on other releases must produce the same ids.
 """
 
 from __future__ import annotations
@@ -81,14 +83,15 @@ def test_every_mode_gives_the_same_ids_on_every_release(trained, speech):
     texts = processor.batch_decode(torch.tensor(ids["original_beam"]), skip_special_tokens=True)
     assert texts == [u.text for u in batch]  # the fixture transcribes these three correctly
     IDS_DIR.mkdir(parents=True, exist_ok=True)
-    (IDS_DIR / f"{transformers.__version__}.json").write_text(json.dumps(ids))
+    releases = f"transformers-{transformers.__version__}-torch-{torch.__version__}"
+    (IDS_DIR / f"{releases}.json").write_text(json.dumps(ids))
     others = {path.stem: json.loads(path.read_text()) for path in IDS_DIR.glob("*.json")}
-    others.pop(transformers.__version__)
+    others.pop(releases)
     if not others:
-        pytest.skip(f"no other transformers release has written its ids to {IDS_DIR} yet")
-    for release, other in others.items():
+        pytest.skip(f"no other transformers or torch release has written its ids to {IDS_DIR} yet")
+    for other_releases, other in others.items():
         differing = [name for name in MODES if other.get(name) != ids[name]]
-        assert not differing, f"transformers {release} gave other ids for {differing}"
+        assert not differing, f"{other_releases} gave other ids for {differing}"
 
 
 def test_the_forward_takes_the_cache_under_both_names(trained, speech):
