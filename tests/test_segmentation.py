@@ -26,3 +26,21 @@ def test_vad_keeps_the_thread_count():
     result = subprocess.run([sys.executable, "-c", SEGMENT_THEN_COUNT_THREADS], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["2"]
+
+
+@pytest.mark.skipif(not vad_available(), reason="silero-vad is not installed")
+def test_vad_shows_no_torchscript_deprecation():
+    """silero-vad ships TorchScript, which torch deprecates (a FutureWarning from torch 2.14, which the suite turns
+    into an error and users would see on every command): loading it is silenced for exactly those notices."""
+    command = [
+        sys.executable,
+        "-W",
+        "error::FutureWarning",
+        "-W",
+        "error::DeprecationWarning",
+        "-c",
+        SEGMENT_THEN_COUNT_THREADS,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2"]

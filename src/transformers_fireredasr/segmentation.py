@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from transformers.utils import logging
 
+from .transformers_compat import torchscript_deprecations_silenced
+
 logger = logging.get_logger(__name__)
 
 Method = Literal["auto", "vad", "fixed"]
@@ -40,7 +42,8 @@ def _silero():
 
     threads = torch.get_num_threads()
     try:
-        import silero_vad
+        with torchscript_deprecations_silenced():
+            import silero_vad
     finally:
         torch.set_num_threads(threads)
     return silero_vad
@@ -48,7 +51,8 @@ def _silero():
 
 @functools.lru_cache(maxsize=1)
 def _silero_model():
-    return _silero().load_silero_vad()
+    with torchscript_deprecations_silenced():
+        return _silero().load_silero_vad()
 
 
 def is_silent(audio: np.ndarray) -> bool:

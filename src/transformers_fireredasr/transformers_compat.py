@@ -103,6 +103,17 @@ def speed_path_unavailable(feature: str, why: str = "") -> None:
 
 
 @contextmanager
+def torchscript_deprecations_silenced() -> Iterator[None]:
+    """Silences torch's notices that TorchScript is deprecated (`torch.jit.load`, `torch.jit.script_method`: a
+    DeprecationWarning in torch 2.13, a FutureWarning from 2.14) while silero-vad, which ships its model as
+    TorchScript, is imported and loaded: users cannot act on them. Goes when silero-vad's model is no TorchScript."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=category)
+        yield
+
+
+@contextmanager
 def peft_probing_checkpointing() -> Iterator[None]:
     """Silences the one FutureWarning that peft (0.21.2, the newest release) causes inside transformers 5.24:
     `PeftModel.__init__` reads `model.is_gradient_checkpointing`, which 5.24 renamed `is_activation_checkpointing`.
@@ -121,4 +132,5 @@ __all__ = [
     "peft_probing_checkpointing",
     "speed_path_unavailable",
     "torch_offers",
+    "torchscript_deprecations_silenced",
 ]
