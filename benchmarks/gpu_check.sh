@@ -68,7 +68,7 @@ run() {  # run NAME SECONDS COMMAND...: one step, its output in $OUT/NAME.txt
   grep -E '^\| |identical|DIFFER|target|WARNING' "$OUT/$name.txt" | tail -8 | tee -a "$OUT/summary.txt"
 }
 
-run env 20 bash -c '{ nvidia-smi || echo "no nvidia-smi"; } ; git log -1 --oneline'
+run env 10 bash -c '{ nvidia-smi || echo "no nvidia-smi"; } ; git log -1 --oneline'
 # Part 1 (limits add up to 480 s), most important first. AED-L fp16 batch 16 beam 3 (target >= 5x the original and
 # >= 1,000x real time), dynamic cache then static cache with compiled steps (CUDA graphs).
 run aed_b16 70 python3 benchmarks/bench_speed.py --device $DEVICE --size $AED_SIZE --dtype $HALF --batch 16 --beam 3 --seconds 10 --repeats $REPEATS $SHORT
