@@ -188,10 +188,14 @@ def texts(jsonl: str) -> list[str]:
     return [json.loads(line)["text"] for line in jsonl.splitlines()]
 
 
-def cli_text(model: Path, paths: list[Path], capsys) -> list[str]:
+def cli_rows(model: Path, paths: list[Path], capsys) -> list[dict]:
     capsys.readouterr()
     assert cli.main([*map(str, paths), "--model", str(model), "--no-progress", "--output-format", "jsonl"]) == 0
-    return texts(capsys.readouterr().out)
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def cli_text(model: Path, paths: list[Path], capsys) -> list[str]:
+    return [row["text"] for row in cli_rows(model, paths, capsys)]
 
 
 @pytest.mark.parametrize("kind", ["aed", "aed2", "llm", "llm2"])
@@ -218,7 +222,7 @@ def test_an_archive_run_takes_an_original_folder(trained_aed_dir, converted_aed_
     for utterance in (speech[0], speech[3], speech[10]):
         shutil.copy(utterance.path, audio / utterance.path.name)
     paths = sorted(audio.iterdir())
-    expected = dict(line.split("\t", 1) for line in cli_text(converted_aed_dir, paths, capsys))
+    expected = {row["path"]: row["text"] for row in cli_rows(converted_aed_dir, paths, capsys)}
     run_dir = tmp_path / "run"
     options = ["--files", str(audio), "--output-dir", str(run_dir), "--no-progress"]
     assert cli.main([*options, "--model", str(trained_aed_dir)]) == 0
