@@ -50,15 +50,23 @@ quiet_pip() {  # pip, without the lines that only say a local index has no such 
 }
 
 # torch: the newest release pip offers, unless an installed one is at least as new (pip never downgrades it here).
+# A stamp of what was installed for this pyproject.toml skips these steps (each pip resolution takes a while) when
+# nothing changed since, as for the later stages of CI.
 floor="$(python3 -m tests.versions torch-floor)"
-quiet_pip python3 -m pip install -q --upgrade --upgrade-strategy only-if-needed "torch>=$floor"
-installed_torch="$(python3 -c 'import torch; print(torch.__version__)')"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
-# That torch and its companions stay as they are while the rest resolves.
+stamp=".venv-stamp"
+wanted="$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  quiet_pip python3 -m pip install -q --upgrade --upgrade-strategy only-if-needed "torch>=$floor"
+  # That torch and its companions stay as they are while the rest resolves.
+  python3 -m tests.versions constraints "$(python3 -c 'import torch; print(torch.__version__)')" > "$constraints"
+  quiet_pip python3 -m pip install -q -c "$constraints" -e ".[test]"
+  quiet_pip python3 -m pip install -q --no-deps "fireredasr==0.0.2"
+  echo "$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)')" > "$stamp"
+fi
+installed_torch="$(python3 -c 'import torch; print(torch.__version__)')"
 python3 -m tests.versions constraints "$installed_torch" > "$constraints"
-quiet_pip python3 -m pip install -q -c "$constraints" -e ".[test]"
-quiet_pip python3 -m pip install -q --no-deps "fireredasr==0.0.2"
 
 # Each run leaves the token ids of every decoding mode in .test-ids/ for runs on other releases to compare with; a
 # run on the newest releases starts that comparison afresh.
@@ -78,11 +86,15 @@ if [ -n "$transformers_version$torch_version" ]; then
   else
     pins+=(-c "$constraints")
   fi
-  quiet_pip "$venv/bin/python" -m pip install -q "${pins[@]}"
-  quiet_pip "$venv/bin/python" -m pip install -q --no-deps -e .
+  venv_wanted="$wanted ${pins[*]} $(cat "$constraints" | tr '\n' ' ')"
+  if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$venv_wanted" ]; then
+    quiet_pip "$venv/bin/python" -m pip install -q "${pins[@]}"
+    quiet_pip "$venv/bin/python" -m pip install -q --no-deps -e .
+    echo "$venv_wanted" > "$venv/.stamp"
+  fi
   python="$venv/bin/python"
   export PATH="$PWD/$venv/bin:$PATH"
 fi
 "$python" -c 'import transformers, torch; print(f"transformers {transformers.__version__}, torch {torch.__version__}")'
-# No paths given: pytest runs testpaths (tests/, pyproject.toml). The last -m wins over pyproject's "not slow".
+# No paths given: pytest runs testpaths (tests/, pyproject.toml); with -m, nothing is left out by default.
 exec "$python" -m pytest -q -m "$markers" "${pytest_args[@]}"
