@@ -217,20 +217,26 @@ def test_the_cli_takes_an_original_folder(kind, originals, converted, speech, ca
 
 
 def test_an_archive_run_takes_an_original_folder(trained_aed_dir, converted_aed_dir, speech, tmp_path, capsys):
+    """An archive run given the original folder transcribes as one given the converted folder. (Compared with an
+    archive run, not the CLI: on torch 2.14 the CLI's batch of these three files gave one of them another transcript
+    than the archive run's pooled batches, an inconsistency of the two paths that is not this test's subject.)"""
     audio = tmp_path / "audio"
     audio.mkdir()
     for utterance in (speech[0], speech[3], speech[10]):
         shutil.copy(utterance.path, audio / utterance.path.name)
-    paths = sorted(audio.iterdir())
-    expected = {row["path"]: row["text"] for row in cli_rows(converted_aed_dir, paths, capsys)}
-    run_dir = tmp_path / "run"
-    options = ["--files", str(audio), "--output-dir", str(run_dir), "--no-progress"]
-    assert cli.main([*options, "--model", str(trained_aed_dir)]) == 0
+
+    def archive_run(model: Path, run_dir: Path) -> dict[str, str]:
+        options = ["--files", str(audio), "--output-dir", str(run_dir), "--no-progress"]
+        assert cli.main([*options, "--model", str(model)]) == 0
+        assert cli.main(["--merge", str(run_dir)]) == 0
+        rows = [json.loads(line) for line in (run_dir / "transcripts.jsonl").read_text().splitlines()]
+        return {row["audio_filepath"]: row["text"] for row in rows}
+
+    expected = archive_run(converted_aed_dir, tmp_path / "converted_run")
+    capsys.readouterr()
+    assert archive_run(trained_aed_dir, tmp_path / "run") == expected and len(expected) == 3 and all(expected.values())
     assert len(conversion_lines(capsys.readouterr().err)) == 1
-    assert cli.main(["--merge", str(run_dir)]) == 0
-    rows = [json.loads(line) for line in (run_dir / "transcripts.jsonl").read_text().splitlines()]
-    assert {row["audio_filepath"]: row["text"] for row in rows} == expected
-    assert json.loads((run_dir / "run.json").read_text())["model"] == str(trained_aed_dir.resolve())  # the original
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["model"] == str(trained_aed_dir.resolve())
 
 
 @pytest.mark.parametrize("kind", ["aed", "llm"])
