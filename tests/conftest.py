@@ -333,3 +333,22 @@ def converted_aed2_dir(tmp_path_factory, aed2_dir) -> Path:
     from transformers_fireredasr.conversion.aed import convert_aed
 
     return convert_aed(aed2_dir, tmp_path_factory.mktemp("aed2_hf"))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The bundled demo model (fp32, SDPA), its processor, and the features of its two held-out clips as one batch; the
+    model's compiled decoding steps are dropped afterwards."""
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+    from tests.audio import HELD_OUT_CLIPS
+    from transformers_fireredasr import forget_compiled_decoding
+    from transformers_fireredasr.audio_io import load_waveform
+    from transformers_fireredasr.cli import bundled_model_dir
+
+    folder = str(bundled_model_dir())
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).eval()
+    audio = [load_waveform(str(path)) for path in HELD_OUT_CLIPS]
+    yield model, processor, processor(audio, sampling_rate=16000, return_tensors="pt")
+    forget_compiled_decoding(model)

@@ -9,23 +9,11 @@ import warnings
 import pytest
 import torch
 
-from tests.audio import HELD_OUT_CLIPS as CLIPS
 from transformers_fireredasr import compiled_decoding_kwargs, cpu_linear, forget_compiled_decoding, transformers_compat
-from transformers_fireredasr.audio_io import load_waveform
 from transformers_fireredasr.cli import bundled_model_dir
 
 DEMO = bundled_model_dir()
 pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(str(DEMO))
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO)).eval()
-    features = processor([load_waveform(str(path)) for path in CLIPS], sampling_rate=16000, return_tensors="pt")
-    return model, processor, features
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ from collections.abc import Callable
 import torch
 from transformers import CompileConfig
 
-from .transformers_compat import speed_path_unavailable
+from .transformers_compat import dynamo_recompile_limit, speed_path_unavailable
 
 # Compiled step functions whose compiling failed with this torch: their steps run eagerly.
 _FAILED_COMPILES: weakref.WeakSet = weakref.WeakSet()
@@ -170,7 +170,7 @@ def kept_static_cache(model: torch.nn.Module, key: tuple, build: Callable[[], ob
     cache = build()
     if not every_shape:
         kept.clear()
-    if len(kept) < torch._dynamo.config.recompile_limit:
+    if len(kept) < dynamo_recompile_limit():
         kept[key] = cache
     return cache
 

@@ -102,6 +102,20 @@ def speed_path_unavailable(feature: str, why: str = "") -> None:
     warnings.warn(f"speed path {feature!r} is unavailable ({reason}): {_FALLBACKS[feature]}", stacklevel=3)
 
 
+def dynamo_recompile_limit() -> int:
+    """How many shapes torch compiles a function for (`torch._dynamo.config.recompile_limit`, 8 by default). Read
+    defensively: in torch 2.15 a process that set and restored it (as `monkeypatch.setattr` does) found it hidden, and
+    reading it raised. The older name `cache_size_limit` is the fallback, then torch's default."""
+    import torch._dynamo.config as dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        try:
+            return int(getattr(dynamo, name))
+        except AttributeError:
+            continue
+    return 8
+
+
 @contextmanager
 def torchscript_deprecations_silenced() -> Iterator[None]:
     """Silences torch's notices that TorchScript is deprecated (`torch.jit.load`, `torch.jit.script_method`: a
@@ -128,6 +142,7 @@ __all__ = [
     "TRANSFORMERS_VERSION",
     "accepts_legacy_cache_name",
     "cache_kwarg",
+    "dynamo_recompile_limit",
     "output_cache",
     "peft_probing_checkpointing",
     "speed_path_unavailable",
