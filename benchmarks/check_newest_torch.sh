@@ -60,7 +60,7 @@ set -e
   echo "## torch $torch_version ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))"
   echo
   echo "- transformers $transformers_version, Python $("$python" -c 'import platform; print(platform.python_version())')"
-  echo "- README's main command left torch $after installed and printed: $(echo "$transcript" | head -n 2 | tr '\n' ' ')"
+  echo "- README's main command left torch $after installed and printed: $(echo "$transcript" | tail -n 2 | tr '\n' ' ')"
   echo "- version-sensitive tests: $(tail -n 1 /tmp/newest_torch_tests.log) (exit $status)"
 } >> benchmarks/newest_torch.md
 echo "== recorded in benchmarks/newest_torch.md"
