@@ -57,7 +57,9 @@ constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
 stamp=".venv-stamp"
 wanted="$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+# (The package must also be this checkout's: another clone's editable install points python3 elsewhere.)
+here="$(python3 -c 'import pathlib, transformers_fireredasr as p; print(pathlib.Path(p.__file__).parents[2])' 2>/dev/null || true)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ "$here" != "$PWD" ]; then
   quiet_pip python3 -m pip install -q --upgrade --upgrade-strategy only-if-needed "torch>=$floor"
   # That torch and its companions stay as they are while the rest resolves.
   python3 -m tests.versions constraints "$(python3 -c 'import torch; print(torch.__version__)')" > "$constraints"
