@@ -56,7 +56,10 @@ floor="$(python3 -m tests.versions torch-floor)"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
 stamp=".venv-stamp"
-wanted="$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
+installed() {  # what the stamp records: this pyproject and version rules, and the torch installed now
+  echo "$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
+}
+wanted="$(installed)"
 # (The package must also be this checkout's: another clone's editable install points python3 elsewhere.)
 here="$(python3 -c 'import pathlib, transformers_fireredasr as p; print(pathlib.Path(p.__file__).parents[2])' 2>/dev/null || true)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ "$here" != "$PWD" ]; then
@@ -65,7 +68,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ "$here" != "$PWD" ]; then
   python3 -m tests.versions constraints "$(python3 -c 'import torch; print(torch.__version__)')" > "$constraints"
   quiet_pip python3 -m pip install -q -c "$constraints" -e ".[test]"
   quiet_pip python3 -m pip install -q --no-deps "fireredasr==0.0.2"
-  echo "$(cat pyproject.toml tests/versions.py | sha256sum | cut -c1-16) $(python3 -c 'import torch; print(torch.__version__)')" > "$stamp"
+  wanted="$(installed)"
+  echo "$wanted" > "$stamp"
 fi
 installed_torch="$(python3 -c 'import torch; print(torch.__version__)')"
 python3 -m tests.versions constraints "$installed_torch" > "$constraints"
