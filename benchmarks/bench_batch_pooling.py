@@ -177,12 +177,13 @@ class InProcess:
         import torch
         from transformers import pipeline
 
+        import transformers_fireredasr
         from transformers_fireredasr import cli
         from transformers_fireredasr.batch.inputs import Item, wav_seconds
         from transformers_fireredasr.batch.sources import AudioReader, InputSpec
 
         self.cli, self.options, self.paths = cli, options, paths
-        model = options.model or str(cli.bundled_model_dir())
+        model = options.model or str(transformers_fireredasr.demo_model_dir())
         self.pipe = pipeline("automatic-speech-recognition", model=model, device="cpu", dtype=torch.float32)
         self.items = [Item(str(p), str(p), wav_seconds(p) or 0.0) for p in paths]
         self.reader = AudioReader(InputSpec("files", ""))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from transformers_fireredasr import cli
+import transformers_fireredasr
 from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize, word_list
 
 
@@ -171,7 +171,7 @@ def load_or_speak(options, characters, words, held_out, banned, rng) -> dict:
 def main(argv=None) -> int:
     options = parse_args(argv)
     rng = np.random.default_rng(options.seed)
-    folder = options.model or str(cli.bundled_model_dir())
+    folder = options.model or str(transformers_fireredasr.demo_model_dir())
     decode = Decoder(folder, options.batch, options.device)
     vocabulary = decode.processor.tokenizer.get_vocab()
     characters = sorted(token for token in vocabulary if len(token) == 1 and "\u4e00" <= token <= "\u9fff")

@@ -104,12 +104,12 @@ def main(argv=None) -> int:
     import jiwer
     from transformers import AutoProcessor
 
-    from transformers_fireredasr import cli
+    import transformers_fireredasr
 
     options = parse_args(argv)
     if options.threads:
         torch.set_num_threads(options.threads)
-    folder = options.model or str(cli.bundled_model_dir())
+    folder = options.model or str(transformers_fireredasr.demo_model_dir())
     processor = AutoProcessor.from_pretrained(folder)
     sentences, audio = held_out_speech(options.utterances, options.seed)
     rows, baseline = [], None

@@ -39,7 +39,7 @@ if __name__ == "__main__":  # this checkout's package and benchmarks, whichever 
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from benchmarks.bench_speed import source_revision  # noqa: E402
-from transformers_fireredasr.cli import bundled_model_dir  # noqa: E402
+from transformers_fireredasr import demo_model_dir  # noqa: E402
 from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
 
 COLUMNS = ["model", "clients", "requests", "batching off req/s", "batching on req/s", "ratio", "mean batch", "texts"]
@@ -65,7 +65,7 @@ def build_random_model(folder: Path, size: str, max_new_tokens: int, seed: int =
     import transformers_fireredasr  # noqa: F401
     from benchmarks.bench_speed import SIZES
 
-    demo = bundled_model_dir()
+    demo = demo_model_dir()
     preset = SIZES[size]
     config = AutoModelForSpeechSeq2Seq.from_pretrained(demo).config
     config.d_model = preset["d_model"]
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             model = str(build_random_model(folder / "model", options.random_size, options.max_new_tokens))
             label = f"random {options.random_size} (max {options.max_new_tokens} tokens)"
         else:
-            model = options.model or str(bundled_model_dir())
+            model = options.model or str(demo_model_dir())
             label = "demo" if options.model is None else Path(model).name
         common = ["--model", model, "--served-model-name", "bench", "--no-access-log", "--dtype", options.dtype]
         common += ["--max-queue", str(max(64, 2 * options.clients))]

@@ -182,10 +182,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     import transformers_fireredasr  # noqa: F401 - registers the classes
-    from transformers_fireredasr import FireRedAedForConditionalGeneration, FireRedAsrProcessor
-    from transformers_fireredasr.cli import bundled_model_dir
+    from transformers_fireredasr import FireRedAedForConditionalGeneration, FireRedAsrProcessor, demo_model_dir
 
-    model_dir = options.model or str(bundled_model_dir())
+    model_dir = options.model or str(demo_model_dir())
     model = FireRedAedForConditionalGeneration.from_pretrained(model_dir).eval()
     processor = FireRedAsrProcessor.from_pretrained(model_dir)
     if model.ctc_head is None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from transformers_fireredasr import demo_model_dir
 from transformers_fireredasr.batch.run import RunConfig
-from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.ray_data import read_transcripts, transcribe_manifest
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.actors < 1 or options.batch_size < 1 or not options.batch_seconds > 0:
         parser.error("--actors, --batch-size and --batch-seconds must be positive")
-    model = options.model or bundled_model_dir()
+    model = options.model or demo_model_dir()
     if model is None:
         parser.error("this build ships no demo model; pass --model DIR_OR_HUB_ID")
     import ray

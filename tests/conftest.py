@@ -342,11 +342,10 @@ def demo():
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
     from tests.audio import HELD_OUT_CLIPS
-    from transformers_fireredasr import forget_compiled_decoding
+    from transformers_fireredasr import demo_model_dir, forget_compiled_decoding
     from transformers_fireredasr.audio_io import load_waveform
-    from transformers_fireredasr.cli import bundled_model_dir
 
-    folder = str(bundled_model_dir())
+    folder = str(demo_model_dir())
     processor = AutoProcessor.from_pretrained(folder)
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).eval()
     audio = [load_waveform(str(path)) for path in HELD_OUT_CLIPS]

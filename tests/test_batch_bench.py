@@ -11,7 +11,6 @@ import pytest
 
 from tests.audio import requires_espeak
 from tests.benchmark_scripts import benchmark_module
-from transformers_fireredasr import cli
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +19,6 @@ def bench():
 
 
 @requires_espeak
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_tiny_run_compares_every_path_with_the_cli(bench, tmp_path, capsys):
     out = tmp_path / "pooling.json"
     argv = ["--files", "3", "--rounds", "1", "--no-warm-up", "--ranks", "2", "--rank-threads", "1"]

@@ -3,11 +3,10 @@ batches each encoded in sub-batches of `batch_seconds`, and the transcripts of t
 
 from __future__ import annotations
 
-import pytest
 from transformers import pipeline
 
+import transformers_fireredasr
 from tests.serving_helpers import make_clips
-from transformers_fireredasr import cli
 from transformers_fireredasr.batch.inputs import Item, wav_seconds
 from transformers_fireredasr.batch.pooled import POOL_BATCHES, PooledTranscriber
 from transformers_fireredasr.batch.sources import AudioReader, InputSpec
@@ -27,10 +26,9 @@ def test_batches_are_cut_by_length_within_the_budget():
     assert plan_batches([30.0], 10.0) == [[0]]  # longer than the budget: alone
 
 
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_decoding_batches_span_several_encoder_batches_and_keep_the_transcripts(tmp_path):
     clips = make_clips(tmp_path)
-    pipe = pipeline("automatic-speech-recognition", model=str(cli.bundled_model_dir()), device="cpu")
+    pipe = pipeline("automatic-speech-recognition", model=str(transformers_fireredasr.demo_model_dir()), device="cpu")
     expected = {str(path): pipe(str(path))["text"] for path in clips.paths}
     items = [Item(str(p), str(p), wav_seconds(p)) for p in clips.paths]
     batch_seconds = 2 * max(item.duration for item in items) + 0.5  # about two clips per encoder batch

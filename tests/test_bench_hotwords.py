@@ -8,7 +8,6 @@ import pytest
 
 from tests.audio import requires_espeak
 from tests.benchmark_scripts import benchmark_module
-from transformers_fireredasr import cli
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,6 @@ def bench_hotwords():
 
 
 @requires_espeak
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_tiny_run_reports_every_setting(bench_hotwords, tmp_path):
     out = tmp_path / "hotwords.json"
     assert bench_hotwords.main(["--tiny", "--json", str(out)]) == 0

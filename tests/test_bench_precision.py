@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+import transformers_fireredasr
 from tests.audio import requires_espeak
 from tests.benchmark_scripts import benchmark_module
-from transformers_fireredasr import cli
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,6 @@ def bench_precision():
 
 
 @requires_espeak
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
     pytest.importorskip("torchao")
     out = tmp_path / "precision.json"
@@ -31,17 +30,20 @@ def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
         assert 0 <= row["identical to fp32"] <= 1 and 0 <= row["CER vs fp32"] < 1 and row["decode s"] > 0
 
 
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_a_combined_mode_loads_with_both_switches(bench_precision):
     """`int8-weight+bfloat16` is `quantization_config` and `dtype` together: int8 decoder weights, bf16 elsewhere;
     `+compiled` adds the compiled decoding steps' load and `generate()` keywords."""
     pytest.importorskip("torchao")
     import torch
 
-    model, generate_kwargs = bench_precision.load(str(cli.bundled_model_dir()), "int8-weight+bfloat16")
+    model, generate_kwargs = bench_precision.load(
+        str(transformers_fireredasr.demo_model_dir()), "int8-weight+bfloat16"
+    )
     assert model.model.encoder.layers[0].feed_forward1.linear1.weight.dtype == torch.bfloat16
     assert "Int8" in type(model.model.decoder.layers[0].fc1.weight).__name__ and generate_kwargs == {}
     assert model.config._attn_implementation == "sdpa"
-    model, generate_kwargs = bench_precision.load(str(cli.bundled_model_dir()), "int8-weight+bfloat16+compiled")
+    model, generate_kwargs = bench_precision.load(
+        str(transformers_fireredasr.demo_model_dir()), "int8-weight+bfloat16+compiled"
+    )
     assert generate_kwargs["cache_implementation"] == "static" and generate_kwargs["compile_config"].options
     assert model.config._attn_implementation == "eager"  # as --compile loads it on the CPU

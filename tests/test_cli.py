@@ -77,9 +77,12 @@ def test_bad_files_are_reported_and_the_rest_transcribed(converted_aed_dir, file
 
 
 def test_without_a_model(monkeypatch, files, capsys):
-    monkeypatch.setattr(cli, "bundled_model_dir", lambda: None)
+    from transformers_fireredasr import demo_model
+
+    monkeypatch.setattr(demo_model, "__file__", str(files["good"][0]))  # a package folder without demo/
     assert cli.main(files["good"][:1]) == 2
-    assert "--model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ships no demo model" in err and "--model" in err
 
 
 def test_no_progress_silences_every_bar(converted_aed_dir, files, capsys):

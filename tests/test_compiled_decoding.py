@@ -13,13 +13,12 @@ from transformers_fireredasr import (
     compiled_decoding_kwargs,
     compiled_decoding_load_kwargs,
     cpu_compile_config,
+    demo_model_dir,
     forget_compiled_decoding,
 )
 from transformers_fireredasr.audio_io import load_waveform
-from transformers_fireredasr.cli import bundled_model_dir
 
-DEMO = bundled_model_dir()
-pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+DEMO = demo_model_dir()
 
 
 def generate(model, features, **kwargs) -> torch.Tensor:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from transformers import pipeline
 
+import transformers_fireredasr
 from tests.audio import join_with_pauses, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
 from transformers_fireredasr.conversion.aed import AED_DECODING
@@ -19,8 +20,7 @@ from transformers_fireredasr.segmentation import vad_available
 from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
 from transformers_fireredasr.training import character_error_rate
 
-DEMO = cli.bundled_model_dir()
-pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+DEMO = transformers_fireredasr.demo_model_dir()
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
+import transformers_fireredasr
 from tests.test_aed_parity import load
 from transformers_fireredasr import cli
 from transformers_fireredasr.hotwords import (
@@ -23,7 +25,7 @@ from transformers_fireredasr.hotwords import (
     read_hotwords_file,
 )
 
-DEMO = cli.bundled_model_dir()
+DEMO = transformers_fireredasr.demo_model_dir()
 EOS = 9
 
 
@@ -140,12 +142,10 @@ def test_a_repeated_list_is_parsed_once():
 
 @pytest.fixture(scope="module")
 def demo():
-    if DEMO is None:
-        pytest.skip("this build ships no demo model")
     from transformers_fireredasr.audio_io import load_waveform
 
     model, processor = load(DEMO)
-    audio = load_waveform(str(cli.Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav"))
+    audio = load_waveform(str(Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav"))
     return model, processor, processor(audio, sampling_rate=16000, return_tensors="pt")
 
 
@@ -214,7 +214,7 @@ def test_ten_thousand_phrases_still_decode_and_say_what_they_cost(demo, caplog):
 def test_pipeline_and_command_line_take_hotwords(demo, tmp_path, capsys):
     from transformers import pipeline
 
-    clip = str(cli.Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav")
+    clip = str(Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav")
     asr = pipeline("automatic-speech-recognition", model=str(DEMO))
     assert asr(clip)["text"] == WRONG
     assert asr(clip, hotwords=["快望产"])["text"] == RIGHT

@@ -15,18 +15,15 @@ from itertools import pairwise
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests.audio import requires_espeak
-from transformers_fireredasr.cli import bundled_model_dir
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 pytestmark = [
     requires_espeak,  # both notebooks synthesize their speech with espeak-ng and sox
     # Both notebooks start from the bundled demo model (issue #4).
-    pytest.mark.skipif(bundled_model_dir() is None, reason="this build ships no demo model"),
 ]
 
 

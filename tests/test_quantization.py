@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from tests.audio import HELD_OUT_CLIPS as CLIPS
+from transformers_fireredasr import demo_model_dir
 from transformers_fireredasr.audio_io import load_waveform
-from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.quantization import KEPT_FLOAT, QUANTIZE_MODES, quantization_config
 
 pytest.importorskip("torchao")
-DEMO = bundled_model_dir()
-pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+DEMO = demo_model_dir()
 
 
 @pytest.fixture(scope="module")

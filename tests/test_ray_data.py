@@ -56,7 +56,6 @@ def rows_in(folder: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.skipif(cli.bundled_model_dir() is None, reason="this build ships no demo model")
 def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
     (tmp_path / "clips").mkdir()
     clips = make_clips(tmp_path / "clips")

@@ -13,17 +13,16 @@ import pytest
 
 from tests.audio import read_wav, write_wav
 from tests.serving_helpers import RATE, make_clips, parse_srt, parse_vtt
-from transformers_fireredasr.cli import bundled_model_dir
+from transformers_fireredasr import demo_model_dir
 from transformers_fireredasr.segmentation import vad_available
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
 
-DEMO = bundled_model_dir()
+DEMO = demo_model_dir()
 MODEL = "fireredasr-demo"
 pytestmark = [
-    pytest.mark.skipif(DEMO is None, reason="this build ships no demo model"),
     pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)"),
 ]
 

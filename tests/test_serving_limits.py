@@ -12,7 +12,6 @@ import pytest
 
 from tests.audio import write_wav
 from tests.serving_helpers import RATE, make_clips
-from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.segmentation import vad_available
 
 openai = pytest.importorskip("openai")
@@ -22,7 +21,6 @@ from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
 MODEL = "fireredasr-demo"
 KEY = "test-key-123"
 pytestmark = [
-    pytest.mark.skipif(bundled_model_dir() is None, reason="this build ships no demo model"),
     pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)"),
 ]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.serving_helpers import make_clips
-from transformers_fireredasr.cli import bundled_model_dir
 from transformers_fireredasr.segmentation import vad_available
 
 openai = pytest.importorskip("openai")
@@ -23,7 +22,6 @@ HELD_OUT = Path(__file__).resolve().parents[1] / "examples" / "audio" / "held_ou
 ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "serving_page.png"
 KEY = "page-key"
 pytestmark = [
-    pytest.mark.skipif(bundled_model_dir() is None, reason="this build ships no demo model"),
     pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)"),
     pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)"),
 ]

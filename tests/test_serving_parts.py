@@ -148,13 +148,10 @@ def test_the_form_forbids_unknown_fields():
 @pytest.fixture(scope="module")
 def transcriber():
     pytest.importorskip("fastapi")
-    from transformers_fireredasr.cli import bundled_model_dir
+    from transformers_fireredasr import demo_model_dir
     from transformers_fireredasr.serving.transcriber import Transcriber
 
-    demo = bundled_model_dir()
-    if demo is None:
-        pytest.skip("this build ships no demo model")
-    return Transcriber.from_pretrained(str(demo), device="cpu")
+    return Transcriber.from_pretrained(str(demo_model_dir()), device="cpu")
 
 
 def test_batched_segments_equal_the_pipeline_one_upload_at_a_time(speech, transcriber):

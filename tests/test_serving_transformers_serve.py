@@ -7,13 +7,12 @@ from __future__ import annotations
 import pytest
 
 import transformers_fireredasr  # noqa: F401 - the public registration (Auto classes, pipeline)
-from transformers_fireredasr.cli import bundled_model_dir
+from transformers_fireredasr import demo_model_dir
 
 model_manager = pytest.importorskip("transformers.cli.serving.model_manager")
-DEMO = bundled_model_dir()
+DEMO = demo_model_dir()
 
 
-@pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
 def test_transformers_serve_cannot_load_a_registered_plugin_model():
     from transformers import AutoModelForSpeechSeq2Seq
 

@@ -9,11 +9,15 @@ import warnings
 import pytest
 import torch
 
-from transformers_fireredasr import compiled_decoding_kwargs, cpu_linear, forget_compiled_decoding, transformers_compat
-from transformers_fireredasr.cli import bundled_model_dir
+from transformers_fireredasr import (
+    compiled_decoding_kwargs,
+    cpu_linear,
+    demo_model_dir,
+    forget_compiled_decoding,
+    transformers_compat,
+)
 
-DEMO = bundled_model_dir()
-pytestmark = pytest.mark.skipif(DEMO is None, reason="this build ships no demo model")
+DEMO = demo_model_dir()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from .compiled_decoding import (
 )
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .conversion.resolve import resolve_model
+from .demo_model import demo_model_dir
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
 from .modeling_conformer import FireRedConformerEncoder, FireRedConformerPreTrainedModel
@@ -49,6 +50,7 @@ __all__ = [
     "compiled_decoding_kwargs",
     "compiled_decoding_load_kwargs",
     "cpu_compile_config",
+    "demo_model_dir",
     "forget_compiled_decoding",
     "resolve_model",
 ]

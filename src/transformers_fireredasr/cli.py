@@ -22,15 +22,10 @@ from tqdm.auto import tqdm
 
 from . import formats
 from .audio_io import SAMPLING_RATE, decode_file
+from .demo_model import demo_model_dir
 from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
 from .quantization import QUANTIZE_MODES, check_quantized, quantization_config
 from .word_timing import can_time_words
-
-
-def bundled_model_dir() -> Path | None:
-    """The demo model shipped inside the package, when this build has one."""
-    folder = Path(__file__).parent / "demo"
-    return folder if (folder / "config.json").is_file() else None
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -309,9 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .batch.command import merge_main
 
         return merge_main(options)
-    model = options.model or bundled_model_dir()
-    if model is None:
-        print("error: this build ships no demo model; pass --model DIR_OR_HUB_ID", file=sys.stderr)
+    try:
+        model = options.model or demo_model_dir()
+    except FileNotFoundError as error:
+        print(f"error: {error}; pass --model DIR_OR_HUB_ID", file=sys.stderr)
         return 2
     if options.run:
         from .batch.command import run_main

@@ -59,14 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
 
-    from ..cli import bundled_model_dir
+    from ..demo_model import demo_model_dir
     from .app import create_app
     from .settings import ServerSettings
     from .transcriber import Transcriber
 
-    model = options.model or bundled_model_dir()
-    if model is None:
-        print("error: this build ships no demo model; pass --model DIR_OR_HUB_ID", file=sys.stderr)
+    try:
+        model = options.model or demo_model_dir()
+    except FileNotFoundError as error:
+        print(f"error: {error}; pass --model DIR_OR_HUB_ID", file=sys.stderr)
         return 2
     name = options.served_model_name or (options.model if options.model else "fireredasr-demo")
     try:

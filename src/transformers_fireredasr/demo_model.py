@@ -1,0 +1,19 @@
+"""Where the bundled demo model lives: the default model of the CLI, the server and the notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def demo_model_dir() -> Path:
+    """The folder of the small demo model shipped inside the package (a converted FireRedASR-AED with a CTC head).
+
+    Raises FileNotFoundError when this build ships none (a source tree without its `demo/` folder).
+    """
+    folder = Path(__file__).parent / "demo"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"this build of transformers-fireredasr ships no demo model ({folder} is missing)")
+    return folder
+
+
+__all__ = ["demo_model_dir"]
