@@ -55,7 +55,7 @@ from benchmarks.bench_speed import source_revision  # noqa: E402
 
 def make_files(folder: Path, count: int, seed: int) -> list[Path]:
     """`count` held-out demo-corpus sentences in random voices, as wav files."""
-    from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
+    from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize
 
     rng = np.random.default_rng(seed)
     sentences = corpus_sentences(8000, 300, seed=0)[1]

@@ -29,8 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import transformers_fireredasr
-from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize, word_list
+ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":  # the checkout's tools/ (the synthetic corpus; not part of the installed package)
+    sys.path.insert(0, str(ROOT))
+
+import transformers_fireredasr  # noqa: E402
+from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize, word_list  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

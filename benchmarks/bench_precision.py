@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def held_out_speech(count: int, seed: int) -> tuple[list[str], list[np.ndarray]]:
     """The first `count` held-out corpus sentences and their espeak-ng audio in random voices."""
-    from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
+    from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize
 
     sentences = corpus_sentences(8000, 300, seed=0)[1][:count]
     rng = np.random.default_rng(seed)
@@ -141,7 +141,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    source = Path(__file__).resolve().parents[1] / "src"
-    if (source / "transformers_fireredasr").is_dir():
-        sys.path.insert(0, str(source))
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))  # the checkout's tools/ (the synthetic corpus; not part of the installed package)
+    if (root / "src" / "transformers_fireredasr").is_dir():
+        sys.path.insert(0, str(root / "src"))
     sys.exit(main())

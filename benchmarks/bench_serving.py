@@ -47,7 +47,7 @@ COLUMNS = ["model", "clients", "requests", "batching off req/s", "batching on re
 
 def make_clips(folder: Path, count: int, seed: int) -> list[bytes]:
     """`count` held-out demo-corpus sentences in random voices, as wav bytes."""
-    from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
+    from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize
 
     rng = np.random.default_rng(seed)
     sentences = corpus_sentences(8000, 300, seed=0)[1][-count:]

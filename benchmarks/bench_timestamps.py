@@ -2,7 +2,7 @@
 """Word-timestamp accuracy of a FireRedASR model with a CTC head, ours against FireRedASR2's rule on the same CTC
 posteriors.
 
-Workload: recordings with known word boundaries (`synthetic_corpus.speak_word_by_word`, the corpus' word-by-word
+Workload: recordings with known word boundaries (`tools.synthetic_corpus.speak_word_by_word`, the corpus' word-by-word
 style, whose training split has other sentences). Each word of a held-out sentence (the synthetic corpus' words
 and characters) is spoken alone by espeak-ng (`cmn-latn-pinyin`, a random voice per recording), its onset and end
 measured by energy (first / last 10 ms frame above 5 % of the clip's peak RMS), and the clips are joined by pauses
@@ -39,13 +39,13 @@ if __name__ == "__main__":  # this checkout's package, benchmarks and tests, whi
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from benchmarks.bench_speed import source_revision  # noqa: E402
+from tools.synthetic_corpus import corpus_sentences, speak_word_by_word  # noqa: E402
 from transformers_fireredasr.alignment import (  # noqa: E402
     FRAME_SECONDS,
     TimingRule,
     align_or_spread,
     upstream_times,
 )
-from transformers_fireredasr.synthetic_corpus import corpus_sentences, speak_word_by_word  # noqa: E402
 
 RATE = 16000
 PAUSE_FOR_RECALL = 0.3

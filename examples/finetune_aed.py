@@ -2,8 +2,9 @@
 """Fine-tune FireRedASR-AED (or train a small one from scratch) with `Seq2SeqTrainer`.
 
 The data is any `datasets` audio folder or dataset with an audio column and a transcript column, such as the
-synthetic corpus of `fireredasr-make-corpus`. Every `Seq2SeqTrainingArguments` flag works (`--max_steps`,
-`--save_steps`, `--report_to`, ...); progress bars and checkpoints come from the Trainer.
+synthetic corpus of `python -m tools.synthetic_corpus` (from a checkout; formerly `fireredasr-make-corpus`). Every
+`Seq2SeqTrainingArguments` flag works (`--max_steps`, `--save_steps`, `--report_to`, ...); progress bars and
+checkpoints come from the Trainer.
 
 Fine-tune a converted model:
 
@@ -11,9 +12,11 @@ Fine-tune a converted model:
         --output_dir ./aed-finetuned --max_steps 2000
 
 Train a small model from scratch (how the bundled demo model was made: `examples/train_demo_model.sh` has the exact
-command). A new Mandarin model needs the auxiliary pinyin CTC loss to start learning within an hour:
+command). A new Mandarin model needs the auxiliary pinyin CTC loss to start learning within an hour. Training from
+scratch uses the checkout's development tooling (`tools/`: vocabulary, CMVN, pinyin units), which the installed
+package does not ship; fine-tuning an existing model needs only the package:
 
-    fireredasr-make-corpus ./corpus --num-train 8000 --num-test 300
+    python -m tools.synthetic_corpus ./corpus --num-train 8000 --num-test 300
     python examples/finetune_aed.py --data_dir ./corpus --output_dir ./demo --ctc_weight 0.5 --ctc_targets pinyin
 
 Training data from several folders: `--extra_train_dirs ./corpus-plain` (repeatable) adds another folder's training
@@ -30,30 +33,34 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
-from transformers_fireredasr import (
+# `python examples/finetune_aed.py` (and torchrun) puts examples/ on sys.path, not the checkout's root: the root makes
+# its `tools/` importable (training from scratch; development tooling, not part of the installed package). The
+# package itself still comes from the install: it lives under src/, not in the root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transformers_fireredasr import (  # noqa: E402
     FireRedAedConfig,
     FireRedAedForConditionalGeneration,
     FireRedAsrFeatureExtractor,
     FireRedAsrProcessor,
     FireRedAsrTokenizer,
 )
-from transformers_fireredasr.batch.inputs import file_seconds
-from transformers_fireredasr.conversion.aed import aed_generation_config
-from transformers_fireredasr.modeling_conformer import encoder_frame_mask
-from transformers_fireredasr.pinyin_units import BLANK_UNIT, build_unit_vocab
-from transformers_fireredasr.training import (
+from transformers_fireredasr.batch.inputs import file_seconds  # noqa: E402
+from transformers_fireredasr.conversion.aed import aed_generation_config  # noqa: E402
+from transformers_fireredasr.modeling_conformer import encoder_frame_mask  # noqa: E402
+from transformers_fireredasr.training import (  # noqa: E402
     CtcAuxiliaryHead,
     FireRedAedDataCollator,
     ctc_loss,
-    fit_cmvn,
     make_compute_metrics,
-    write_char_vocab,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,6 +191,8 @@ def new_model_and_processor(
     model_args: ModelArguments, train: datasets.Dataset, data_args: DataArguments, output_dir: str
 ) -> tuple[FireRedAedForConditionalGeneration, FireRedAsrProcessor]:
     """A fresh model with a character vocabulary of the training transcripts and CMVN measured on the training audio."""
+    from tools.new_model import fit_cmvn, write_char_vocab  # the checkout's tooling: only training from scratch
+
     vocab = write_char_vocab(train[data_args.text_column], f"{output_dir}/dict.txt")
     tokenizer = FireRedAsrTokenizer(vocab_file=str(vocab))
     sample = train.select(range(min(model_args.cmvn_utterances, len(train))))
@@ -254,7 +263,7 @@ class JointCtcSeq2SeqTrainer(Seq2SeqTrainer):
         return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # Pinyin unit targets (from the collator's `ctc_unit_vocab`) replace the character labels for CTC.
+        # Pinyin unit targets (from the collator's `ctc_targets`) replace the character labels for CTC.
         ctc_labels = inputs.pop("ctc_labels", None)
         outputs = model(**inputs)
         loss = outputs.loss
@@ -336,10 +345,13 @@ def main() -> None:
     )
 
     eval_data = data[data_args.eval_split] if data_args.eval_split in data else None
-    trainer_class, extra, unit_vocab = Seq2SeqTrainer, {}, None
+    trainer_class, extra, ctc_targets = Seq2SeqTrainer, {}, None
     if model_args.ctc_weight > 0:
         if model_args.ctc_targets == "pinyin":
+            from tools.pinyin_units import BLANK_UNIT, build_unit_vocab, encode_units  # the checkout's tooling
+
             unit_vocab = build_unit_vocab(data[data_args.train_split][data_args.text_column])
+            ctc_targets = partial(encode_units, vocab=unit_vocab)  # a module-level function: picklable for workers
             head = CtcAuxiliaryHead(model.config.d_model, len(unit_vocab), unit_vocab[BLANK_UNIT])
         elif model.ctc_head is not None:
             head = None  # the model's own head learns the characters and is saved with it
@@ -366,7 +378,7 @@ def main() -> None:
             processor,
             audio_column=data_args.audio_column,
             text_column=data_args.text_column,
-            ctc_unit_vocab=unit_vocab,
+            ctc_targets=ctc_targets,
         ),
         processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer),

@@ -8,7 +8,7 @@ language model with bitsandbytes; the encoder and projector always stay unquanti
 works (`--max_steps`, `--activation_checkpointing`, `--bf16`, `--report_to`, ...).
 
 The data is any `datasets` audio folder or dataset with an audio column and a transcript column, such as the
-synthetic corpus of `fireredasr-make-corpus`:
+synthetic corpus of `python -m tools.synthetic_corpus` (from a checkout; formerly `fireredasr-make-corpus`):
 
     python examples/finetune_llm_lora.py --model_name_or_path ./FireRedASR-LLM-L-hf --data_dir ./corpus \\
         --output_dir ./llm-lora --load_in_4bit --lora_r 16 --lora_alpha 32 --max_steps 2000

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stage 4 of the bundled demo model (issue #14): teaches the stage-3 model (examples/train_demo_pauses.sh) speech
-# spoken word by word, with a pause or none between every two words (`fireredasr-make-corpus --word-by-word`: each
-# word spoken alone and cut to its sound, as in dictation and in benchmarks/bench_timestamps.py, whose sentences are
-# the held-out ones). Stage 3 had only heard whole phrases, so on such speech it inserted characters (105.7 %
+# spoken word by word, with a pause or none between every two words (`python -m tools.synthetic_corpus
+# --word-by-word`: each word spoken alone and cut to its sound, as in dictation and in benchmarks/bench_timestamps.py,
+# whose sentences are the held-out ones). Stage 3 had only heard whole phrases, so on such speech it inserted characters (105.7 %
 # transcript CER) and the CTC spikes of the words beside an error moved, which is what kept the mean onset error and
 # the pause recall of its word timestamps short of the issue's targets.
 # Everything trains from stage 3 on the three recordings of the training sentences: with silences and pauses

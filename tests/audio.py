@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transformers_fireredasr.synthetic_corpus import Voice, synthesize, write_wav
+from tools.synthetic_corpus import Voice, synthesize, write_wav
 
 __all__ = ["HELD_OUT_CLIPS", "join_with_pauses", "noise", "read_wav", "synthesize_mandarin", "write_wav"]
 

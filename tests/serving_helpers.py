@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.audio import join_with_pauses, skip_without_espeak, write_wav
-from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
+from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize
 
 RATE = 16000
 _SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n(.+)\n")

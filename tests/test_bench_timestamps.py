@@ -10,7 +10,7 @@ import pytest
 
 from tests.audio import skip_without_espeak
 from tests.benchmark_scripts import benchmark_module
-from transformers_fireredasr.synthetic_corpus import speak_word_by_word
+from tools.synthetic_corpus import speak_word_by_word
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_timestamps.py"
 

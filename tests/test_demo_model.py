@@ -14,10 +14,10 @@ from transformers import pipeline
 
 import transformers_fireredasr
 from tests.audio import join_with_pauses, skip_without_espeak, write_wav
+from tools.synthetic_corpus import corpus_sentences, random_voice, synthesize
 from transformers_fireredasr import cli
 from transformers_fireredasr.conversion.aed import AED_DECODING
 from transformers_fireredasr.segmentation import vad_available
-from transformers_fireredasr.synthetic_corpus import corpus_sentences, random_voice, synthesize
 from transformers_fireredasr.training import character_error_rate
 
 DEMO = transformers_fireredasr.demo_model_dir()
@@ -26,7 +26,7 @@ RATE = 16000
 
 
 def held_out_sentences() -> list[str]:
-    """The demo corpus' test sentences (`fireredasr-make-corpus --seed 0`): never in its training set."""
+    """The demo corpus' test sentences (`python -m tools.synthetic_corpus --seed 0`): never in its training set."""
     return corpus_sentences(8000, 300, seed=0)[1]
 
 
@@ -142,7 +142,7 @@ def silence_clips(tmp_path_factory):
     """Issue #14's clips: held-out sentences after 0.4 s of digital silence, and cut in two by a 0.3 s pause (each
     half spoken on its own, as a speaker pausing between two words)."""
     skip_without_espeak()
-    from transformers_fireredasr.synthetic_corpus import Voice
+    from tools.synthetic_corpus import Voice
 
     folder = tmp_path_factory.mktemp("silence")
     sentences = held_out_sentences()[:12]

@@ -25,7 +25,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory):
     pytest.importorskip("datasets")
-    from transformers_fireredasr.synthetic_corpus import build_corpus
+    from tools.synthetic_corpus import build_corpus
 
     return build_corpus(tmp_path_factory.mktemp("corpus"), num_train=12, num_test=4, seed=5)
 
@@ -134,7 +134,7 @@ def test_extra_training_folders_join_the_training_data(tiny_corpus, tmp_path):
     """`--extra_train_dirs` (how the demo learned pauses, issue #14): a plain corpus with other columns joins the
     training split (12 + 6 utterances: an epoch is 5 batches of 4 instead of 3), and a folder without a training
     split is refused by name."""
-    from transformers_fireredasr.synthetic_corpus import build_corpus
+    from tools.synthetic_corpus import build_corpus
 
     plain = build_corpus(tmp_path / "plain", num_train=6, num_test=2, seed=6, plain=True)
     common = ["--data_dir", str(tiny_corpus), "--max_steps", "2", "--save_steps", "100", *TINY]

@@ -141,7 +141,7 @@ def test_example_script_saves_a_loadable_adapter(converted_llm_dir, speech, tmp_
         pytest.skip("espeak-ng and sox build the corpus")
     from safetensors.torch import load_file
 
-    from transformers_fireredasr.synthetic_corpus import build_corpus
+    from tools.synthetic_corpus import build_corpus
 
     corpus = build_corpus(tmp_path / "corpus", num_train=6, num_test=2)
     out = tmp_path / "adapter"

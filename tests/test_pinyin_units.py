@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from transformers_fireredasr.pinyin_units import build_unit_vocab, encode_units, pinyin_units, split_syllable
-from transformers_fireredasr.synthetic_corpus import hanzi_inventory
+from tools.pinyin_units import build_unit_vocab, encode_units, pinyin_units, split_syllable
+from tools.synthetic_corpus import hanzi_inventory
 
 pytest.importorskip("pypinyin")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.audio import requires_espeak
-from transformers_fireredasr import synthetic_corpus as corpus
+from tools import synthetic_corpus as corpus
 
 HANZI = re.compile(r"^[\u4e00-\u9fff]+$")
 

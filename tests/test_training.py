@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments
@@ -99,11 +101,12 @@ def test_lora_on_the_llm_changes_adapter_weights_only(converted_llm_dir, speech,
 
 def test_aed_collator_adds_pinyin_ctc_labels(converted_aed_dir, speech):
     pytest.importorskip("pypinyin")
-    from transformers_fireredasr.pinyin_units import build_unit_vocab, encode_units
+    from tools.pinyin_units import build_unit_vocab, encode_units
 
     processor = FireRedAsrProcessor.from_pretrained(converted_aed_dir)
     vocab = build_unit_vocab([speech[0].text, speech[14].text])
-    batch = FireRedAedDataCollator(processor, ctc_unit_vocab=vocab)(examples([speech[0], speech[14]]))
+    collator = FireRedAedDataCollator(processor, ctc_targets=partial(encode_units, vocab=vocab))
+    batch = collator(examples([speech[0], speech[14]]))
     first, second = encode_units(speech[0].text, vocab), encode_units(speech[14].text, vocab)
     width = max(len(first), len(second))
     assert batch["ctc_labels"].shape == (2, width)

@@ -1,6 +1,6 @@
 """A reproducible synthetic Mandarin speech corpus: espeak-ng speaks generated Hanzi sentences in varied voices.
 
-The text comes from files shipped in `corpus_data/`: 400 frequent Hanzi that each have one reading and that
+The text comes from the files in `tools/corpus_data/`: 400 frequent Hanzi that each have one reading and that
 espeak-ng (`cmn-latn-pinyin`) pronounces differently from one another, so homophones cannot cap accuracy, and 3000
 frequent words written only with them. Sentences are random runs of those words and characters; held-out (test)
 sentences never appear in training. Each utterance gets its own speed, pitch, voice variant and light noise, and
@@ -14,7 +14,8 @@ The output is a Hugging Face `audiofolder`: `train/` and `test/` folders of 16 k
 `metadata.csv` (`file_name,transcription,...`), so `datasets.load_dataset("audiofolder", data_dir=...)` loads it.
 The same seed gives the same corpus, byte for byte (espeak-ng and `sox -D` are deterministic).
 
-Command line: `fireredasr-make-corpus OUT_DIR --num-train 8000 --num-test 300`.
+Command line, from a checkout (development tooling, not part of the installed package; it replaces the former
+`fireredasr-make-corpus` command): `python -m tools.synthetic_corpus OUT_DIR --num-train 8000 --num-test 300`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import wave
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .audio_io import SAMPLING_RATE
+from transformers_fireredasr.audio_io import SAMPLING_RATE
+
+CORPUS_DATA = Path(__file__).resolve().parent / "corpus_data"
 
 VOICE_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 METADATA_FIELDS = ("file_name", "transcription", "speed", "pitch", "variant", "noise_std")
@@ -41,7 +43,7 @@ SILENCE_FIELDS = ("lead_s", "trail_s", "pauses")
 
 
 def _data_lines(name: str) -> list[str]:
-    text = resources.files("transformers_fireredasr").joinpath("corpus_data", name).read_text(encoding="utf-8")
+    text = (CORPUS_DATA / name).read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
@@ -344,7 +346,7 @@ def build_corpus(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fireredasr-make-corpus", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.synthetic_corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("output_dir", help="folder to write train/ and test/ into")
     parser.add_argument("--num-train", type=int, default=8000, help="training utterances (default 8000)")
     parser.add_argument("--num-test", type=int, default=300, help="held-out utterances (default 300)")

@@ -1,17 +1,19 @@
-"""What `Seq2SeqTrainer` needs to fine-tune FireRedASR: speech data collators and a CER metric."""
+"""What `Seq2SeqTrainer` needs to fine-tune FireRedASR on your own data: speech data collators, a CER metric and a
+CTC loss on the encoder output.
+
+Building a model from nothing (its vocabulary and CMVN, pinyin CTC targets, the synthetic corpus: how the demo model
+was made) is development tooling and lives in the checkout's `tools/`, outside the installed package.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
-from .pinyin_units import encode_units
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 
 
@@ -41,15 +43,16 @@ class FireRedAedDataCollator:
     """Turns `{"audio": ..., "text": ...}` examples into a padded AED training batch.
 
     Gives `input_features`, `attention_mask` and `labels` (token ids + `<eos>`, padding set to -100, so the loss
-    ignores it); the model builds the `<sos>`-shifted decoder inputs itself. With `ctc_unit_vocab` (see
-    `pinyin_units.build_unit_vocab`) it also gives `ctc_labels`: the pinyin unit ids, padded with -100, for an
-    auxiliary CTC loss (the trainer must remove them before calling the model).
+    ignores it); the model builds the `<sos>`-shifted decoder inputs itself. With `ctc_targets` (a function from a
+    transcript to the ids of its CTC targets, such as the pinyin units of the checkout's `tools/pinyin_units.py`)
+    it also gives `ctc_labels`: those ids, padded with -100, for an auxiliary CTC loss on units other than the
+    model's tokens (the trainer must remove them before calling the model).
     """
 
     processor: FireRedAsrProcessor
     audio_column: str = "audio"
     text_column: str = "text"
-    ctc_unit_vocab: dict[str, int] | None = None
+    ctc_targets: Callable[[str], Sequence[int]] | None = None
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         sampling_rate = self.processor.feature_extractor.sampling_rate
@@ -58,8 +61,8 @@ class FireRedAedDataCollator:
         texts = [example[self.text_column] for example in examples]
         labels = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"].ne(1), -100)
-        if self.ctc_unit_vocab is not None:
-            units = [torch.tensor(encode_units(text, self.ctc_unit_vocab), dtype=torch.long) for text in texts]
+        if self.ctc_targets is not None:
+            units = [torch.tensor(list(self.ctc_targets(text)), dtype=torch.long) for text in texts]
             batch["ctc_labels"] = torch.nn.utils.rnn.pad_sequence(units, batch_first=True, padding_value=-100)
         return dict(batch)
 
@@ -120,7 +123,7 @@ def make_compute_metrics(tokenizer) -> Callable[[Any], dict[str, float]]:
 
 
 class CtcAuxiliaryHead(torch.nn.Module):
-    """A training-only CTC head on the encoder output, for joint CTC-attention training of a new model.
+    """A training-only CTC head on the encoder output, for joint CTC-attention training.
 
     Learning to align from scratch is slow for attention alone (the loss sits at the unigram entropy for thousands of
     steps); an auxiliary CTC loss on the encoder (as in ESPnet and WeNet recipes) makes it learn to align early. The
@@ -163,41 +166,10 @@ def ctc_loss(
     return loss / target_lengths.sum().clamp_min(1)
 
 
-SPECIAL_TOKENS = ("<blank>", "<unk>", "<pad>", "<sos>", "<eos>", "<space>")
-
-
-def write_char_vocab(texts: Sequence[str], path: str | Path) -> Path:
-    """Writes a FireRedASR `dict.txt` for training from scratch: the original's special tokens (ids 0-4 as in the
-    release: `<blank> <unk> <pad> <sos> <eos>`), `<space>`, then every distinct non-space character of `texts`."""
-    chars = sorted({char for text in texts for char in text if not char.isspace()})
-    tokens = list(SPECIAL_TOKENS) + [char for char in chars if char not in SPECIAL_TOKENS]
-    path = Path(path)
-    path.write_text("".join(f"{token} {index}\n" for index, token in enumerate(tokens)), encoding="utf-8")
-    return path
-
-
-def fit_cmvn(feature_extractor: FireRedAsrFeatureExtractor, audio: Sequence[np.ndarray]) -> FireRedAsrFeatureExtractor:
-    """A copy of `feature_extractor` whose global CMVN (per-bin mean and 1/std) is measured on `audio` (16 kHz)."""
-    if not audio:
-        raise ValueError("fit_cmvn needs at least one waveform")
-    settings = {key: value for key, value in feature_extractor.to_dict().items() if key != "feature_extractor_type"}
-    plain = FireRedAsrFeatureExtractor(**{**settings, "cmvn_mean": None, "cmvn_istd": None})
-    total, total_sq, count = 0.0, 0.0, 0
-    for waveform in audio:
-        features = plain(waveform, sampling_rate=plain.sampling_rate, return_tensors="pt")["input_features"][0]
-        features = features.double()
-        total, total_sq, count = total + features.sum(0), total_sq + (features**2).sum(0), count + len(features)
-    mean = total / count
-    std = (total_sq / count - mean**2).clamp_min(1e-20).sqrt()
-    return FireRedAsrFeatureExtractor(**{**settings, "cmvn_mean": mean.tolist(), "cmvn_istd": (1.0 / std).tolist()})
-
-
 __all__ = [
     "CtcAuxiliaryHead",
     "ctc_loss",
     "FireRedAedDataCollator",
-    "fit_cmvn",
-    "write_char_vocab",
     "FireRedLlmDataCollator",
     "character_error_rate",
     "make_compute_metrics",
