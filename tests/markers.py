@@ -35,6 +35,7 @@ SLOW = {
     "test_compiled_decoding.py::test_the_command_line_takes_compile*": "compiles the steps of several shapes",
     "test_model_cards.py::test_python_block_runs*": "every code block in a fresh interpreter",
     "test_original_format.py::*server*": "a real server per original-format model",
+    "test_wheel_contents.py::test_installed_wheel_*": "a fresh virtualenv with the wheel runs the demo transcription",
 }
 
 VERSION_SENSITIVE = {
