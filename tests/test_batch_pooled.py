@@ -10,6 +10,7 @@ from tests.serving_helpers import make_clips
 from transformers_fireredasr.batch.inputs import Item, wav_seconds
 from transformers_fireredasr.batch.pooled import POOL_BATCHES, PooledTranscriber
 from transformers_fireredasr.batch.sources import AudioReader, InputSpec
+from transformers_fireredasr.engine import TranscribeOptions
 from transformers_fireredasr.length_batches import plan_batches
 
 
@@ -24,6 +25,8 @@ def test_batches_are_cut_by_length_within_the_budget():
     assert [i for batch in batches for i in batch] == sorted(range(len(lengths)), key=lambda i: -lengths[i])
     assert plan_batches([], 10.0) == []
     assert plan_batches([30.0], 10.0) == [[0]]  # longer than the budget: alone
+    sized = plan_batches(lengths, None, max_size=3)  # at most 3 a batch, longest first, no length budget
+    assert [len(batch) for batch in sized] == [3, 3, 1] and sized[0] == [5, 1, 3]
 
 
 def test_decoding_batches_span_several_encoder_batches_and_keep_the_transcripts(tmp_path):
@@ -33,7 +36,9 @@ def test_decoding_batches_span_several_encoder_batches_and_keep_the_transcripts(
     items = [Item(str(p), str(p), wav_seconds(p)) for p in clips.paths]
     batch_seconds = 2 * max(item.duration for item in items) + 0.5  # about two clips per encoder batch
 
-    pooled = PooledTranscriber(pipe, AudioReader(InputSpec("files", "")), {}, batch_seconds=batch_seconds)
+    pooled = PooledTranscriber(
+        pipe.engine, AudioReader(InputSpec("files", "")), TranscribeOptions(), batch_seconds=batch_seconds
+    )
     results, decoding_batches, encoder_calls = _transcribe_recording_batches(pipe, pooled, items)
 
     assert {key: result["text"] for key, (result, error) in results.items() if error is None} == expected
@@ -50,7 +55,9 @@ def test_the_llm_variant_decodes_in_batches_of_batch_seconds(converted_llm_dir, 
     pipe = pipeline("automatic-speech-recognition", model=str(converted_llm_dir), device="cpu")
     items = [Item(str(u.path), str(u.path), wav_seconds(u.path)) for u in speech[:8]]
     batch_seconds = 2 * max(item.duration for item in items) + 0.5
-    pooled = PooledTranscriber(pipe, AudioReader(InputSpec("files", "")), {}, batch_seconds=batch_seconds)
+    pooled = PooledTranscriber(
+        pipe.engine, AudioReader(InputSpec("files", "")), TranscribeOptions(), batch_seconds=batch_seconds
+    )
     results, decoding_batches, _ = _transcribe_recording_batches(pipe, pooled, items)
     assert [error for _, error in results.values() if error is not None] == []
     assert sum(rows for rows, _ in decoding_batches) == len(items) and len(decoding_batches) > 1

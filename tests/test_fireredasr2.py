@@ -149,7 +149,7 @@ def test_v2_llm_converts_with_the_encoder_from_model_pth(llm2_dir, converted_llm
     encoder_keys = [key for key in v1 if key.startswith("encoder.")]
     assert encoder_keys and all(torch.equal(ours[key], v1[key]) for key in encoder_keys)
     asr = pipeline("automatic-speech-recognition", model=str(converted))
-    assert asr.default_max_segment_s == 40.0
+    assert asr.engine.max_segment_seconds == 40.0
     assert (
         asr(speech[0].audio)["text"]
         == pipeline("automatic-speech-recognition", model=str(converted_llm_dir))(speech[0].audio)["text"].lower()

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+import transformers_fireredasr
 from tests.serving_helpers import make_clips
 from transformers_fireredasr import cli
+from transformers_fireredasr.engine import Engine, TranscribeOptions
+from transformers_fireredasr.formats import segment_records
 
 pytest.importorskip("ray")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ray_transcribe.py"
@@ -90,6 +93,15 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
     assert {key: row["text"] for key, row in by_id.items() if key != "missing"} == {
         row["id"]: expected[row["id"].split("_", 1)[1]] for row in rows if row["id"] != "missing"
     }
+    # The recipe's records are one engine call's: the text and the decoded pieces' times.
+    engine = Engine.from_pretrained(str(transformers_fireredasr.demo_model_dir()), {"device": "cpu"})
+    inputs = [(path.name, str(path)) for path in clips.paths]
+    outcomes = {outcome.key: outcome for outcome in engine.transcribe_many(inputs, TranscribeOptions())}
+    for key, row in by_id.items():
+        if key != "missing":
+            outcome = outcomes[key.split("_", 1)[1]]
+            assert row["text"] == outcome.result["text"] and row["confidence"] == outcome.result["confidence"]
+            assert row["segments"] == json.loads(json.dumps(segment_records(outcome.pieces)))
     # One logical GPU per actor; actors of one run hold different GPUs.
     placement = {(row["actor_pid"], tuple(row["gpu_ids"])) for row in after}
     assert all(len(gpus) == 1 and gpus[0] in ("0", "1") for _, gpus in placement)

@@ -18,7 +18,7 @@ from transformers import pipeline
 
 from tests.audio import join_with_pauses, requires_espeak, skip_without_espeak, write_wav
 from transformers_fireredasr import cli
-from transformers_fireredasr.pipeline_fireredasr import join_segment_texts
+from transformers_fireredasr.engine import join_segment_texts
 from transformers_fireredasr.segmentation import fixed_segments, merge_segments, segment_audio, vad_available
 
 RATE = 16000
@@ -218,7 +218,7 @@ def test_cli_rejects_a_bad_merge_length(bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.parse_args(["a.wav", "--merge-segments-seconds", bad])
     assert exit_info.value.code == 2
-    assert "--merge-segments-seconds must be a positive number of seconds" in capsys.readouterr().err
+    assert "merge_segments_seconds must be a positive number of seconds" in capsys.readouterr().err
 
 
 def test_cli_help_mentions_merging(capsys):

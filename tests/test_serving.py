@@ -231,6 +231,15 @@ def test_bad_audio_fails_alone(client, server, clips, tmp_path):
     assert server.alive()
 
 
+def engine_message(**values) -> str:
+    """The engine's message for these option values."""
+    from transformers_fireredasr.engine import OptionError, TranscribeOptions
+
+    with pytest.raises(OptionError) as raised:
+        TranscribeOptions(**values)
+    return str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("fields", "param", "message"),
     [
@@ -238,7 +247,12 @@ def test_bad_audio_fails_alone(client, server, clips, tmp_path):
         ({"hotwords": "北京:high"}, "hotwords", "hotwords:1: the score after ':' must be a number"),
         ({"hotwords": "Ωμέγα"}, "hotwords", "cannot be written with the model's vocabulary"),
         ({"hotword_score": "3"}, "hotword_score", "hotword_score was given without hotwords"),
-        ({"hotwords": "北京", "hotword_score": "-1"}, "hotword_score", "greater than 0"),
+        ({"hotwords": "北京", "hotword_score": "-1"}, "hotword_score", engine_message(hotwords=["北京"], hotword_score=-1.0)),
+        # the engine's options, refused with the message every entry point gives (tests/test_engine.py)
+        ({"num_beams": "0"}, "num_beams", engine_message(num_beams=0)),
+        ({"merge_segments_seconds": "-1"}, "merge_segments_seconds", engine_message(merge_segments_seconds=-1.0)),
+        ({"segmentation": "silero"}, "segmentation", engine_message(segmentation="silero")),
+        ({"temperature": "0.5", "num_beams": "3"}, "num_beams", engine_message(temperature=0.5, num_beams=3)),
         ({"respons_format": "srt"}, "respons_format", "unknown field (accepted: file, model, response_format"),
         ({"prompt": "hello"}, "prompt", "no text prompt"),
         ({"response_format": "xml"}, "response_format", "'json', 'text', 'srt', 'vtt' or 'verbose_json'"),
@@ -256,6 +270,8 @@ def test_bad_options_are_400_naming_the_field(server, clips, fields, param, mess
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param and message in error["message"]
+    if param in ("num_beams", "merge_segments_seconds", "segmentation", "hotword_score"):
+        assert error["message"] == message  # exactly the engine's, as the CLI and archive runs print it
 
 
 def test_missing_fields_and_wrong_model(server, client, clips):

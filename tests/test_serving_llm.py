@@ -52,3 +52,39 @@ def test_an_llm_model_is_served_like_the_pipeline(converted_llm_dir, speech):
         phrase = expected[2][:2]
         hinted = asr(str(clips[2]), return_timestamps=True, hotwords=[phrase])["text"].strip()
         assert transcribe(clips[2], extra_body={"hotwords": [phrase]}).text == hinted
+
+
+def test_the_server_cuts_where_the_config_says(converted_llm_dir, speech, tmp_path):
+    """FireRedASR2-LLM's config says 40 s (`max_segment_seconds`), and the server cuts there, as the engine does for
+    every entry point (it once took 30 s from a table of model types). 32 s of audio in fixed-size chunks: one piece
+    at 40 s, two at 30 s; the server's text and piece are one engine call's."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from tests.audio import write_wav
+    from transformers_fireredasr.engine import Engine
+    from transformers_fireredasr.serving.transcriber import request_options
+
+    folder = tmp_path / "llm-40s"
+    shutil.copytree(converted_llm_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_segment_seconds": 40.0}))
+    recording = np.concatenate([u.audio for u in speech] * 4)[: 32 * 16000]
+    path = tmp_path / "32s.wav"
+    write_wav(path, recording)
+
+    engine = Engine.from_pretrained(str(folder), {"device": "cpu"})
+    options = request_options(segmentation="fixed")
+    assert engine.max_segment_seconds == 40.0 and len(engine.prepare(str(path), options).segments) == 1
+    assert len(engine.prepare(str(path), request_options(segmentation="fixed", max_segment_seconds=30)).segments) == 2
+    expected = engine.transcribe(str(path), options)
+    with ServerProcess(["--model", str(folder), "--served-model-name", MODEL]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=300)
+        with open(path, "rb") as file:
+            verbose = client.audio.transcriptions.create(
+                file=file, model=MODEL, response_format="verbose_json", extra_body={"segmentation": "fixed"}
+            )
+    assert verbose.text == expected["text"]
+    assert [(s.start, s.end) for s in verbose.segments] == [tuple(c["timestamp"]) for c in expected["chunks"]]

@@ -70,8 +70,12 @@ def test_different_keys_never_share_a_call():
 
 
 def test_a_failing_item_fails_alone():
+    """With the engine's `decode_each` as its function (as the server runs it), a segment that breaks its batch
+    fails alone: the others of the shared call get their results."""
+    from transformers_fireredasr.engine.batches import each_or_error
+
     run = Recorder()
-    batcher = started(run, max_batch_size=8, max_wait_ms=100)
+    batcher = started(lambda items, key: each_or_error(lambda batch: run(batch, key), items), max_wait_ms=100)
     futures = {item: batcher.submit(item) for item in ["a", "poison", "b", "c"]}
     assert futures["a"].result(5) == "a:None" and futures["c"].result(5) == "c:None"
     with pytest.raises(ValueError, match="cannot process poison"):
@@ -79,6 +83,17 @@ def test_a_failing_item_fails_alone():
     batcher.stop()
     assert len(run.calls[0][0]) == 4  # one shared call first, then each item alone
     assert sorted(items[0] for items, _ in run.calls[1:]) == ["a", "b", "c", "poison"]
+
+
+def test_a_failing_call_fails_its_items_and_the_batcher_goes_on():
+    run = Recorder()
+    batcher = started(run, max_batch_size=2, max_wait_ms=100)
+    futures = [batcher.submit(item) for item in ["poison", "a"]]
+    for future in futures:
+        with pytest.raises(ValueError, match="cannot process poison"):
+            future.result(5)
+    assert batcher.submit("b").result(5) == "b:None" and batcher.alive
+    batcher.stop()
 
 
 def test_cancelled_items_are_skipped_and_stop_fails_the_waiting():
@@ -146,52 +161,57 @@ def test_the_form_forbids_unknown_fields():
 
 
 @pytest.fixture(scope="module")
-def transcriber():
+def engine():
     pytest.importorskip("fastapi")
     from transformers_fireredasr import demo_model_dir
-    from transformers_fireredasr.serving.transcriber import Transcriber
+    from transformers_fireredasr.engine import Engine
 
-    return Transcriber.from_pretrained(str(demo_model_dir()), device="cpu")
+    return Engine.from_pretrained(str(demo_model_dir()), {"device": "cpu"})
 
 
-def test_batched_segments_equal_the_pipeline_one_upload_at_a_time(speech, transcriber):
+def test_batched_segments_equal_the_pipeline_one_upload_at_a_time(speech, engine):
     """Segments of several uploads decoded in one call give what the pipeline gives for each upload alone."""
     from transformers import pipeline
 
-    from transformers_fireredasr.serving.transcriber import DecodeOptions, join_texts
+    from transformers_fireredasr.engine import join_segment_texts
+    from transformers_fireredasr.engine.assemble import pieces
+    from transformers_fireredasr.serving.transcriber import prepare_upload, request_options
 
-    utterances = speech[:6]
-    prepared = [transcriber.prepare(u.path.read_bytes(), f"upload {i}", 60.0) for i, u in enumerate(utterances)]
-    results = transcriber.decode([segment for audio in prepared for segment in audio.segments], DecodeOptions())
+    utterances, options = speech[:6], request_options()
+    prepared = [
+        prepare_upload(engine, u.path.read_bytes(), f"upload {i}", 60.0, options) for i, u in enumerate(utterances)
+    ]
+    results = engine.decode([segment for audio in prepared for segment in audio.segments], options)
     assert all(0 < result.confidence <= 1 for result in results)  # the model's own, from its beam search
-    asr = pipeline("automatic-speech-recognition", model=transcriber.model.name_or_path)
+    asr = pipeline("automatic-speech-recognition", model=engine.model.name_or_path)
     position = 0
     for utterance, audio in zip(utterances, prepared, strict=True):
         mine = results[position : position + len(audio.segments)]
         position += len(audio.segments)
         expected = asr(str(utterance.path), return_timestamps=True)
-        assert join_texts(mine) == expected["text"]
-        got = [(r.text, (s.start, s.end)) for s, r in zip(audio.segments, mine, strict=True) if r.text]
-        assert got == [(chunk["text"], chunk["timestamp"]) for chunk in expected["chunks"]]
+        assert join_segment_texts([r.text for r in mine]) == expected["text"]
+        assert pieces(audio, mine) == expected["chunks"]
     assert position == len(results) > len(utterances) - 1
 
 
-def test_sampling_reports_a_confidence(speech, transcriber):
+def test_sampling_reports_a_confidence(speech, engine):
     import torch
 
-    from transformers_fireredasr.serving.transcriber import DecodeOptions
+    from transformers_fireredasr.serving.transcriber import prepare_upload, request_options
 
-    prepared = transcriber.prepare(speech[0].path.read_bytes(), "upload", 60.0)
+    options = request_options(temperature=0.7)
+    prepared = prepare_upload(engine, speech[0].path.read_bytes(), "upload", 60.0, options)
     torch.manual_seed(0)
-    results = transcriber.decode(prepared.segments, DecodeOptions(temperature=0.7))
+    results = engine.decode(prepared.segments, options)
     assert results and all(0 < result.confidence <= 1 for result in results)
 
 
-def test_prepare_names_the_problem(transcriber):
-    from transformers_fireredasr.serving.transcriber import AudioTooLong
+def test_prepare_names_the_problem(engine):
+    from transformers_fireredasr.serving.transcriber import AudioTooLong, prepare_upload, request_options
 
+    options = request_options()
     with pytest.raises(ValueError, match="file 'a.mp3': not readable as audio"):
-        transcriber.prepare(b"not audio at all", "file 'a.mp3'", 60.0)
+        prepare_upload(engine, b"not audio at all", "file 'a.mp3'", 60.0, options)
     import io
     import wave
 
@@ -200,5 +220,18 @@ def test_prepare_names_the_problem(transcriber):
         file.setnchannels(1), file.setsampwidth(2), file.setframerate(16000)
         file.writeframes(b"\x10\x00" * 16000 * 3)
     with pytest.raises(AudioTooLong, match="3.0 s of audio, more than this server's limit of 2 s"):
-        transcriber.prepare(buffer.getvalue(), "upload", 2.0)
-    assert transcriber.prepare(buffer.getvalue(), "upload", 5.0).segments == []  # near-silence: nothing to decode
+        prepare_upload(engine, buffer.getvalue(), "upload", 2.0, options)
+    assert prepare_upload(engine, buffer.getvalue(), "upload", 5.0, options).segments == []  # near-silence
+    with pytest.raises(ValueError, match="upload: 10 samples, shorter than one 25 ms frame"):
+        prepare_upload(engine, np_wav(10), "upload", 5.0, options)
+
+
+def np_wav(samples: int) -> bytes:
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as file:
+        file.setnchannels(1), file.setsampwidth(2), file.setframerate(16000)
+        file.writeframes(b"\x00\x10" * samples)
+    return buffer.getvalue()

@@ -12,9 +12,10 @@ writes its transcripts.jsonl and summary. See `transformers_fireredasr.batch`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,9 @@ from tqdm.auto import tqdm
 from . import formats
 from .audio_io import SAMPLING_RATE, decode_file
 from .demo_model import demo_model_dir
+from .engine import Engine, LoadOptions, OptionError, Outcome, TranscribeOptions
+from .flags import add_load_arguments, add_transcribe_arguments, load_options
 from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
-from .quantization import QUANTIZE_MODES, check_quantized, quantization_config
-from .word_timing import can_time_words
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -42,37 +43,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--model",
         help="model folder or Hub id, converted or the original release (default: the bundled demo model)",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
-    parser.add_argument(
-        "--hotwords",
-        metavar="FILE",
-        help="bias decoding towards these phrases (names, terms): one a line, with an optional ':score' suffix",
-    )
-    parser.add_argument(
-        "--hotword-score",
-        type=float,
-        default=None,
-        help="bonus per matched token for phrases without their own score (default: 2.0)",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument(
-        "--quantize",
-        default=None,
-        choices=list(QUANTIZE_MODES),
-        help="CPU int8 through torchao (the quantization extra): int8-weight = the decoder's weights in int8, "
-        "int8-dynamic = int8 weights and activations everywhere, int8-mixed (AED only) = int8-dynamic's encoder "
-        "with int8-weight's decoder; accuracy and speed against fp32 are in benchmarks/RESULTS.md",
-    )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="compile the decoding steps (static cache; on the CPU eager attention, frozen weights and max-autotune): "
-        "fp32 transcripts unchanged; with --quantize int8-weight --dtype bfloat16 the fastest mode (README); each new "
-        "batch shape compiles (about 1.5 min at AED-L; after 8 shapes the rest decode eagerly), so it pays for "
-        "audio of few lengths",
-    )
+    parser.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default 8)")
+    add_load_arguments(parser)
+    add_transcribe_arguments(parser)
     parser.add_argument(
         "--output-format",
         default=None,
@@ -80,13 +53,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="text: the transcript; jsonl: one JSON object per file with path, text, confidence and timestamped "
         "chunks (and words with --timestamps word); srt / vtt: subtitles written to OUTPUT_DIR/<name>.srt / .vtt, "
         "one cue per speech segment, cut at long pauses and at --max-cue-seconds",
-    )
-    parser.add_argument(
-        "--timestamps",
-        default="segment",
-        choices=["segment", "word", "char"],
-        help="jsonl: 'word' / 'char' add each word's (token's) start, end and confidence, timed by the model's CTC "
-        "head (FireRedASR2-AED, the bundled demo); 'segment' (default): speech segments only",
     )
     parser.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: longest subtitle cue (default 7)")
     parser.add_argument(
@@ -100,44 +66,54 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="where srt/vtt files go (default: the current folder); with --manifest/--files/--dataset: the run folder",
     )
-    parser.add_argument(
-        "--max-segment-seconds",
-        type=float,
-        default=None,
-        help="longest piece decoded at once (default: 60 AED, 30 LLM)",
-    )
-    parser.add_argument(
-        "--merge-segments-seconds",
-        type=float,
-        default=None,
-        metavar="S",
-        help="join neighbouring speech segments (pauses included) into pieces of up to S seconds, capped at "
-        "--max-segment-seconds: fewer, longer pieces and one srt/jsonl chunk per piece (default: one per pause)",
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_run_arguments(parser)
     options = parser.parse_args(argv)
     check_run_arguments(parser, options)
-    if options.quantize and options.device != "cpu":
-        parser.error(f"--quantize {options.quantize} is a CPU mode (torchao int8); on a GPU use --dtype bfloat16")
     if options.batch_size < 1:
         parser.error("--batch-size must be >= 1")
-    if options.merge_segments_seconds is not None and not options.merge_segments_seconds > 0:
-        parser.error("--merge-segments-seconds must be a positive number of seconds")
     for name in ("max_cue_seconds", "cue_pause_seconds"):
         if not getattr(options, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
-    if options.hotword_score is not None and options.hotwords is None:
-        parser.error("--hotword-score needs --hotwords FILE")
+    if options.timestamps in ("word", "char") and options.output_format == "text" and not options.run:
+        parser.error("--timestamps word/char needs --output-format jsonl (or srt/vtt)")
+    try:
+        options.load, options.transcribe = engine_options(options)
+    except OptionError as error:
+        parser.error(str(error))
+    return options
+
+
+def engine_options(options: argparse.Namespace) -> tuple[LoadOptions, TranscribeOptions]:
+    """The load and transcription options the flags give; raises OptionError for a bad value."""
+    load = load_options(options)
+    hotwords: tuple = ()
     if options.hotwords is not None:
         from .hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords_file
 
         score = DEFAULT_HOTWORD_SCORE if options.hotword_score is None else options.hotword_score
         try:
-            options.hotwords = [(h.phrase, h.score) for h in read_hotwords_file(options.hotwords, score)]
+            hotwords = tuple(read_hotwords_file(options.hotwords, score))
         except (OSError, ValueError) as error:
-            parser.error(f"--hotwords: {error}")
-    return options
+            raise OptionError(f"hotwords: {error}") from None
+    TranscribeOptions(timestamps=options.timestamps)  # checks the flag's value, whatever the output format
+    # What the output needs: plain text no times (so short audio is decoded whole); jsonl the segments, or the
+    # words; srt/vtt segments, cut at the pauses between words when the model times them (`main`). An archive
+    # run's records always carry the decoded pieces, and words with --timestamps word/char.
+    timestamps = options.timestamps
+    if (options.run and timestamps == "segment") or (not options.run and options.output_format == "text"):
+        timestamps = None
+    transcribe = TranscribeOptions(
+        num_beams=options.num_beams,
+        temperature=options.temperature,
+        hotwords=hotwords,
+        hotword_score=options.hotword_score,
+        max_segment_seconds=options.max_segment_seconds,
+        merge_segments_seconds=options.merge_segments_seconds,
+        segmentation=options.segmentation,
+        timestamps=timestamps,
+    )
+    return load, transcribe
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,59 +191,6 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
     options.output_dir = options.output_dir or "."
 
 
-def pipeline_model_kwargs(quantize: str | None, compile_device: str | None = None) -> dict:
-    """`pipeline(..., model_kwargs=...)` for `--quantize` (a torchao config) and `--compile` (what the compiled
-    decoding steps want of the model on `compile_device`), for audio files and archive runs alike."""
-    kwargs = {} if quantize is None else {"quantization_config": quantization_config(quantize)}
-    if compile_device is not None:
-        from .compiled_decoding import compiled_decoding_load_kwargs
-
-        kwargs.update(compiled_decoding_load_kwargs(compile_device))
-    return kwargs
-
-
-def pipeline_call_kwargs(
-    num_beams: int | None,
-    hotwords: list | None,
-    max_segment_seconds: float | None,
-    merge_segments_seconds: float | None,
-    compile_device: str | None = None,
-) -> dict:
-    """The pipeline call options that the decoding flags give, for audio files and archive runs alike
-    (`compile_device`: `--compile`'s compiled decoding steps for that device)."""
-    generate_kwargs: dict = {} if num_beams is None else {"num_beams": num_beams}
-    if hotwords:
-        generate_kwargs["hotwords"] = hotwords
-    if compile_device is not None:
-        from .compiled_decoding import compiled_decoding_kwargs
-
-        generate_kwargs.update(compiled_decoding_kwargs(compile_device))
-    kwargs: dict = {"generate_kwargs": generate_kwargs}
-    if max_segment_seconds is not None:
-        kwargs["chunk_length_s"] = max_segment_seconds
-    if merge_segments_seconds is not None:
-        kwargs["merge_segments_s"] = merge_segments_seconds
-    return kwargs
-
-
-def transcribe_batch(asr, batch: list, batch_size: int, call_kwargs: dict, failures: list[str]) -> list:
-    """Pipeline results for `(path, audio)` pairs; if the batch fails, retries file by file so that one bad file
-    loses only itself (its error goes to `failures`, its result is None)."""
-    if not batch:
-        return []
-    try:
-        return list(asr([audio for _, audio in batch], batch_size=batch_size, **call_kwargs))
-    except Exception:
-        results = []
-        for path, audio in batch:
-            try:
-                results.append(asr(audio, batch_size=batch_size, **call_kwargs))
-            except Exception as error:
-                failures.append(f"{path}: transcription failed ({error})")
-                results.append(None)
-        return results
-
-
 def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
     """srt/vtt cues: per speech segment, cut at pauses between words (when the words are timed) and at the
     longest cue length."""
@@ -298,6 +221,37 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
         print(result["text"], flush=True)
 
 
+def transcribe_files(engine: Engine, options: argparse.Namespace, progress: tqdm) -> Iterator[Outcome]:
+    """Each file's outcome, in the order given: files are read as the engine asks for them (so hours of recordings
+    are never all in memory), and the segments of `--batch-size` files are decoded together."""
+
+    def inputs() -> Iterator[tuple[str, object]]:
+        for path in options.audio:
+            try:
+                audio = read_audio(path)
+            except ValueError as error:
+                yield path, error
+                continue
+            progress.total = round(progress.total + len(audio) / SAMPLING_RATE, 2)
+            progress.refresh()
+            yield path, audio
+
+    outcomes = engine.transcribe_many(
+        ((number, audio) for number, (_, audio) in enumerate(inputs())),  # keyed by position: a path may repeat
+        options.transcribe,
+        batch_size=options.batch_size,
+        pool_inputs=options.batch_size,
+        progress=lambda seconds: progress.update(round(seconds, 2)),
+    )
+    waiting: dict[int, Outcome] = {}
+    next_number = 0
+    for outcome in outcomes:
+        waiting[outcome.key] = outcome
+        while next_number in waiting:
+            yield waiting.pop(next_number)
+            next_number += 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     if options.merge is not None:
@@ -314,78 +268,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_main(options, str(model))
 
-    import torch
-    from transformers import pipeline
-
-    import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
-
-    from .conversion.resolve import resolve_model
-
     if options.no_progress:  # transformers' own bars too ("Loading weights")
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    asr = pipeline(
-        "automatic-speech-recognition",
-        model=resolve_model(model),  # an original release folder or Hub id: its cached conversion
-        device=options.device,
-        dtype=getattr(torch, options.dtype),
-        model_kwargs=pipeline_model_kwargs(
-            options.quantize, compile_device=options.device if options.compile else None
-        ),
-    )
     try:
-        check_quantized(asr.model, options.quantize)
-    except ValueError as error:
+        engine = Engine.from_pretrained(str(model), options.load)
+        transcribe = options.transcribe
+        if options.output_format in ("srt", "vtt") and transcribe.timestamps == "segment" and engine.times_words:
+            transcribe = dataclasses.replace(transcribe, timestamps="word")  # cues cut at the pauses between words
+        engine.check(transcribe)
+    except (OptionError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    call_kwargs = pipeline_call_kwargs(
-        options.num_beams,
-        options.hotwords,
-        options.max_segment_seconds,
-        options.merge_segments_seconds,
-        compile_device=options.device if options.compile else None,
-    )
-    if options.output_format != "text":
-        call_kwargs["return_timestamps"] = True
-    has_ctc_head = can_time_words(asr.model)
-    if options.timestamps != "segment" and options.output_format == "text":
-        print("error: --timestamps word/char needs --output-format jsonl (or srt/vtt)", file=sys.stderr)
-        return 2
-    if options.timestamps != "segment":
-        if not has_ctc_head:
-            print(
-                f"error: --timestamps {options.timestamps} times words by CTC forced alignment, and this model has "
-                "no CTC head (FireRedASR2-AED and the bundled demo have one): use --timestamps segment",
-                file=sys.stderr,
-            )
-            return 2
-        call_kwargs["return_timestamps"] = options.timestamps
-    elif options.output_format in ("srt", "vtt") and has_ctc_head:
-        call_kwargs["return_timestamps"] = "word"  # cues cut at the pauses between words
+    options.transcribe = transcribe
 
     failures: list[str] = []
-    # The bar counts seconds of audio; its total grows as each group of files is read (audio is read per group, so
-    # hours of recordings are never all in memory). Without a terminal it stays quiet.
+    # The bar counts seconds of audio; its total grows as files are read. Without a terminal it stays quiet.
     progress = tqdm(
         total=0, unit="s", desc="transcribing", file=sys.stderr, disable=True if options.no_progress else None
     )
-    if hasattr(asr, "progress_callback"):
-        asr.progress_callback = lambda seconds: progress.update(round(seconds, 2))
     several = len(options.audio) > 1
-    for start in range(0, len(options.audio), options.batch_size):
-        batch = []
-        for path in options.audio[start : start + options.batch_size]:
-            try:
-                batch.append((path, read_audio(path)))
-            except ValueError as error:
-                failures.append(str(error))
-        progress.total = round(progress.total + sum(len(audio) for _, audio in batch) / SAMPLING_RATE, 2)
-        progress.refresh()
-        results = transcribe_batch(asr, batch, options.batch_size, call_kwargs, failures)
-        for (path, _), result in zip(batch, results, strict=True):
-            if result is not None:
-                write_result(path, result, options, several)
+    for outcome in transcribe_files(engine, options, progress):
+        path = options.audio[outcome.key]
+        if outcome.error is not None:
+            failures.append(outcome.error if path in outcome.error else f"{path}: {outcome.error}")
+        else:
+            write_result(path, outcome.result, options, several)
     progress.close()
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)

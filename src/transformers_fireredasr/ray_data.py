@@ -1,9 +1,9 @@
 """Transcribing archives on a Ray cluster with Ray Data (the optional `[ray]` extra; ray is imported lazily).
 
 `FireRedAsrPredictor` is a callable class for `Dataset.map_batches`: each actor loads the model once (on its GPU when
-Ray gave it one and CUDA is there; an original release is converted once per node, in `batch.run.load_pipeline`) and
+Ray gave it one and CUDA is there; an original release is converted once per node, in `batch.run.load_engine`) and
 transcribes its batches with the same pooled path as `fireredasr-transcribe --manifest` (`batch.pooled`: the
-pipeline's own preprocess, forward and postprocess), so the texts are the CLI's.
+engine's prepare, decode and assemble), so the texts are the CLI's.
 `transcribe_manifest` is the recipe:
 
     manifest -> items.jsonl (ids, absolute paths; `batch.inputs.read_manifest`) -> ray.data.read_json
@@ -62,8 +62,8 @@ class FireRedAsrPredictor:
     def __init__(self, config: RunConfig | dict[str, Any]):
         import ray
 
-        self.config = config if isinstance(config, RunConfig) else RunConfig(**config)
-        from .batch.run import load_pipeline
+        self.config = config if isinstance(config, RunConfig) else RunConfig.from_mapping(config)
+        from .batch.run import load_engine
 
         self.gpu_ids = [str(i) for i in ray.get_gpu_ids()]
         device = self.config.device
@@ -72,7 +72,7 @@ class FireRedAsrPredictor:
 
             device = "cuda:0" if self.gpu_ids and torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         self.config.device = device
-        self.pipe = load_pipeline(self.config, Shard(0, 1))
+        self.engine = load_engine(self.config, Shard(0, 1))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = [{key: batch[key][i] for key in batch} for i in range(len(batch["id"]))]
@@ -87,7 +87,7 @@ class FireRedAsrPredictor:
             return audio[item.id]
 
         transcriber = PooledTranscriber(
-            self.pipe, reader, self.config.call_kwargs(), self.config.batch_seconds, num_workers=0
+            self.engine, reader, self.config.transcribe_options(), self.config.batch_seconds, num_workers=0
         )
         done = {}
         for item, result, seconds, error in transcriber.transcribe(items):

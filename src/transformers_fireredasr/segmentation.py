@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import numbers
+import threading
 from typing import Literal
 
 import numpy as np
@@ -27,6 +28,9 @@ logger = logging.get_logger(__name__)
 Method = Literal["auto", "vad", "fixed"]
 # Peak amplitude under which a recording counts as silent whatever the method (about -66 dBFS).
 SILENCE_PEAK = 5e-4
+# silero-vad keeps recurrent state inside its one shared model: two threads (a server's requests) must not run it at
+# the same time.
+_SILERO_LOCK = threading.Lock()
 
 
 def vad_available() -> bool:
@@ -78,7 +82,7 @@ def vad_segments(
         return []
     # silero's own limit excludes its padding on both sides; keep the padded segment within max_segment_s.
     limit = max(max_segment_s - 2 * speech_pad_s, 0.5)
-    with torch.inference_mode():
+    with _SILERO_LOCK, torch.inference_mode():
         found = _silero().get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
             _silero_model(),

@@ -7,7 +7,7 @@
 from .inputs import InputError, Item, read_audio_files, read_manifest
 from .merge import format_summary, merge_run
 from .parts import PartWriter, done_ids, latest_records, read_records
-from .pooled import PooledTranscriber, plan_batches
+from .pooled import PooledTranscriber
 from .run import RunConfig, transcribe_run
 from .settings import SettingsError, prepare_run
 from .shards import Shard, assign, current_shard, parse_shard, share
@@ -31,7 +31,6 @@ __all__ = [
     "load_items",
     "merge_run",
     "parse_shard",
-    "plan_batches",
     "prepare_run",
     "read_audio_files",
     "read_manifest",

@@ -33,15 +33,18 @@ def input_spec(options: argparse.Namespace) -> InputSpec:
 
 
 def run_config(options: argparse.Namespace, model: str) -> RunConfig:
+    """The run's settings from the command's flags (already checked by the engine's options in `parse_args`)."""
     return RunConfig(
         model=model,
         device=options.device,
         dtype=options.dtype,
         quantize=options.quantize,
         num_beams=options.num_beams,
-        hotwords=options.hotwords,
+        temperature=options.temperature,
+        hotwords=[(hotword.phrase, hotword.score) for hotword in options.transcribe.hotwords] or None,
         max_segment_seconds=options.max_segment_seconds,
         merge_segments_seconds=options.merge_segments_seconds,
+        segmentation=options.segmentation,
         timestamps=options.timestamps,
         compile=options.compile,
         batch_seconds=options.batch_seconds,

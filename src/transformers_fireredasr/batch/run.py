@@ -8,14 +8,17 @@ when (`rank`, `world_size`, `session`, `session_start`, `finished`), from which 
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..engine import Engine, LoadOptions, OptionError, TranscribeOptions
 from ..formats import segment_records, word_records
 from .parts import PartWriter, done_ids, part_path
 from .pooled import PooledTranscriber
@@ -34,9 +37,12 @@ class RunConfig:
     dtype: str = "float32"
     quantize: str | None = None  # --quantize: a CPU int8 mode (quantization.py)
     num_beams: int | None = None
+    temperature: float = 0.0
     hotwords: list | None = None
+    hotword_score: float | None = None  # the bonus of hotwords given without their own
     max_segment_seconds: float | None = None
     merge_segments_seconds: float | None = None
+    segmentation: str = "auto"
     timestamps: str = "segment"  # "segment": the decoded pieces; "word" / "char" add CTC-timed words (tokens)
     # --compile: compiled decoding steps, a speed setting like the ones below (fp32 transcripts are unchanged).
     compile: bool = False
@@ -45,75 +51,80 @@ class RunConfig:
     progress: bool = True
     force: bool = False
 
-    def call_kwargs(self) -> dict[str, Any]:
-        """The pipeline call options, as `fireredasr-transcribe` passes them."""
-        from ..cli import pipeline_call_kwargs
+    def __post_init__(self) -> None:
+        self.load_options()  # an OptionError names a bad value, as every entry point's does
+        self.transcribe_options()
 
-        kwargs = pipeline_call_kwargs(
-            self.num_beams,
-            self.hotwords,
-            self.max_segment_seconds,
-            self.merge_segments_seconds,
-            compile_device=self.device if self.compile else None,
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> RunConfig:
+        """The settings from a mapping (a Ray actor's, a settings file's), refusing unknown names."""
+        known = [f.name for f in fields(cls)]
+        for name in values:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+                raise OptionError(f"unknown run option {name!r}{hint}")
+        return cls(**values)
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(device=self.device, dtype=self.dtype, quantize=self.quantize, compile=self.compile)
+
+    def transcribe_options(self) -> TranscribeOptions:
+        """The engine's options: records always carry the decoded pieces, so "segment" asks for nothing more (and
+        short files are decoded whole, as `fireredasr-transcribe` decodes them for text)."""
+        return TranscribeOptions(
+            num_beams=self.num_beams,
+            temperature=self.temperature,
+            hotwords=tuple(self.hotwords or ()),
+            hotword_score=self.hotword_score,
+            max_segment_seconds=self.max_segment_seconds,
+            merge_segments_seconds=self.merge_segments_seconds,
+            segmentation=self.segmentation,
+            timestamps=None if self.timestamps == "segment" else self.timestamps,
         )
-        if self.timestamps != "segment":  # word times never change the text; segments would (pauses)
-            kwargs["return_timestamps"] = self.timestamps
-        return kwargs
 
     def decoding(self) -> dict[str, Any]:
         names = (
             "dtype",
             "quantize",
             "num_beams",
+            "temperature",
             "hotwords",
             "max_segment_seconds",
             "merge_segments_seconds",
+            "segmentation",
             "timestamps",
         )
         return {name: getattr(self, name) for name in names}
 
 
-def model_revision(model: str, pipe) -> str | None:
+def model_revision(model: str, engine: Engine) -> str | None:
     """The Hub commit the model was loaded from, or a fingerprint of a local folder."""
-    commit = getattr(pipe.model.config, "_commit_hash", None)
+    commit = getattr(engine.model.config, "_commit_hash", None)
     if commit:
         return commit
     return fingerprint(model) if Path(model).is_dir() else None
 
 
-def load_pipeline(config: RunConfig, shard: Shard):
-    """The ASR pipeline on this rank's device (`cuda` becomes `cuda:LOCAL_RANK` under a launcher)."""
-    import torch
-    from transformers import pipeline
+def load_engine(config: RunConfig, shard: Shard) -> Engine:
+    """The engine on this rank's device (`cuda` becomes `cuda:LOCAL_RANK` under a launcher); an original release is
+    converted once (run.json names the original)."""
+    load = config.load_options()
+    if load.resolved_device() == "cuda" and shard.world_size > 1:
+        import torch
 
-    import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
-
-    device = config.device
-    if device == "cuda" and shard.world_size > 1:
-        device = f"cuda:{shard.local_rank % max(torch.cuda.device_count(), 1)}"
-    from ..cli import pipeline_model_kwargs
-    from ..conversion.resolve import resolve_model
-    from ..quantization import check_quantized
-
-    pipe = pipeline(
-        "automatic-speech-recognition",
-        model=resolve_model(config.model),  # an original release: its cached conversion (run.json names the original)
-        device=device,
-        dtype=getattr(torch, config.dtype),
-        model_kwargs=pipeline_model_kwargs(config.quantize, compile_device=device if config.compile else None),
-    )
-    check_quantized(pipe.model, config.quantize)
-    return pipe
+        load = dataclasses.replace(load, device=f"cuda:{shard.local_rank % max(torch.cuda.device_count(), 1)}")
+    return Engine.from_pretrained(config.model, load)
 
 
-def run_settings(config: RunConfig, spec: InputSpec, pipe) -> dict[str, Any]:
+def run_settings(config: RunConfig, spec: InputSpec, engine: Engine) -> dict[str, Any]:
     from .. import __version__
 
     model = str(Path(config.model).resolve()) if Path(config.model).is_dir() else config.model
     return {
         "input": spec.to_json(),
         "model": model,
-        "revision": model_revision(config.model, pipe),
+        "revision": model_revision(config.model, engine),
         "decoding": config.decoding(),
         "package_version": __version__,
     }
@@ -144,8 +155,8 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     started = time.time()
     shard = current_shard(shard_arg, config.device)
     items = load_items(spec)
-    pipe = load_pipeline(config, shard)
-    items = prepare_run(run_dir, run_settings(config, spec, pipe), items, force=config.force)
+    engine = load_engine(config, shard)
+    items = prepare_run(run_dir, run_settings(config, spec, engine), items, force=config.force)
     mine = share(items, shard)
     done = done_ids(run_dir)
     todo = [item for item in mine if item.id not in done]
@@ -154,8 +165,10 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     progress = RunProgress(run_dir, items, show=config.progress and shard.rank == 0)
     workers = config.num_workers
     if workers is None:
-        workers = 1 if pipe.device.type == "cuda" else 0
-    transcriber = PooledTranscriber(pipe, AudioReader(spec), config.call_kwargs(), config.batch_seconds, workers)
+        workers = 1 if engine.model.device.type == "cuda" else 0
+    transcriber = PooledTranscriber(
+        engine, AudioReader(spec), config.transcribe_options(), config.batch_seconds, workers
+    )
     with PartWriter(part_path(run_dir, shard.rank, shard.world_size)) as writer:
         for item, result, seconds, error in transcriber.transcribe(todo):
             writer.write(make_record(item, result, seconds, error, shard, session))
@@ -168,4 +181,4 @@ def transcribe_run(spec: InputSpec, run_dir: str | Path, config: RunConfig, shar
     return counts
 
 
-__all__ = ["RunConfig", "load_pipeline", "make_record", "run_settings", "transcribe_run"]
+__all__ = ["RunConfig", "load_engine", "make_record", "run_settings", "transcribe_run"]

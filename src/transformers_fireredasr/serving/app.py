@@ -1,7 +1,7 @@
 """The FastAPI app: OpenAI's transcription routes, `/v1/models`, `/health` and the page at `/`.
 
 A request is admitted (or refused with 429 when the queue is full), its upload decoded and segmented in a worker
-thread (`Transcriber.prepare`), its segments queued on the dynamic batcher, and the answer rendered in the asked
+thread (`transcriber.prepare_upload`, the engine's prepare), its segments queued on the dynamic batcher, and the answer rendered in the asked
 format, or streamed as server-sent events, one `transcript.text.delta` per finished segment (in order) and then
 `transcript.text.done`. Every error is an OpenAI-style JSON body with its HTTP status.
 
@@ -27,6 +27,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from ..engine import Engine, OptionError, Prepared, SegmentResult, TranscribeOptions, join_segment_texts
+from ..engine.assemble import pieces
 from ..formats import to_srt, to_text, to_vtt
 from ..hotwords import DEFAULT_HOTWORD_SCORE, parse_hotword_lines
 from .admission import AdmissionGate, QueueFull, Ticket
@@ -44,7 +46,7 @@ from .openai_schema import (
     validation_message,
 )
 from .settings import ServerSettings
-from .transcriber import AudioTooLong, DecodeOptions, PreparedAudio, SegmentResult, Transcriber, join_texts
+from .transcriber import AudioTooLong, prepare_upload, request_options
 from .upload_limit import UploadLimitMiddleware
 
 
@@ -93,35 +95,43 @@ def _check_options(form: TranscriptionForm, settings: ServerSettings) -> None:
         )
 
 
-def _decode_options(form: TranscriptionForm, transcriber: Transcriber) -> DecodeOptions:
-    """The request's decoding options, checked against the model (a 400 naming the field otherwise)."""
-    hotwords: tuple = ()
-    if form.hotword_score is not None and not form.hotwords:
-        raise ServingError(400, "hotword_score was given without hotwords", "invalid_request_error", "hotword_score")
-    if form.hotwords:
-        lines = [line for value in form.hotwords for line in value.splitlines()]
-        score = DEFAULT_HOTWORD_SCORE if form.hotword_score is None else form.hotword_score
-        try:
-            hotwords = tuple(parse_hotword_lines(lines, "hotwords", score))
-            transcriber.check_hotwords(hotwords)
-        except ValueError as error:
-            raise ServingError(400, str(error), "invalid_request_error", "hotwords") from None
-    options = DecodeOptions(form.temperature, hotwords, "word" in form.timestamp_granularities)
-    if options.word_timestamps:
-        try:
-            transcriber.check_word_timestamps(options)
-        except ValueError as error:
-            raise ServingError(400, str(error), "invalid_request_error", "timestamp_granularities[]") from None
+def join_texts(results: list[SegmentResult]) -> str:
+    """A request's transcript: its segment texts joined as the engine joins them."""
+    return join_segment_texts([result.text for result in results])
+
+
+# The form's fields that are the engine's options under the same names.
+ENGINE_FIELDS = ("temperature", "num_beams", "max_segment_seconds", "merge_segments_seconds", "segmentation")
+
+
+def _decode_options(form: TranscriptionForm, engine: Engine):
+    """The request's options, checked by the engine against the model (a 400 naming the field otherwise)."""
+    values = {name: getattr(form, name) for name in ENGINE_FIELDS if getattr(form, name) is not None}
+    try:
+        if form.hotword_score is not None and form.hotwords:
+            TranscribeOptions(hotwords=("-",), hotword_score=form.hotword_score)  # the score checked before it is used
+        if form.hotwords:
+            lines = [line for value in form.hotwords for line in value.splitlines()]
+            score = DEFAULT_HOTWORD_SCORE if form.hotword_score is None else form.hotword_score
+            try:
+                values["hotwords"] = tuple(parse_hotword_lines(lines, "hotwords", score))
+            except ValueError as error:
+                raise OptionError(f"hotwords: {error}", "hotwords") from None
+        if form.hotword_score is not None:
+            values["hotword_score"] = form.hotword_score
+        if "word" in form.timestamp_granularities:
+            values["timestamps"] = "word"
+        options = request_options(**values)
+        engine.check(options)
+    except OptionError as error:
+        param = "timestamp_granularities[]" if error.option == "timestamps" else error.option
+        raise ServingError(400, str(error), "invalid_request_error", param) from None
     return options
 
 
-def _chunks(prepared: PreparedAudio, results: list[SegmentResult]) -> list[dict]:
+def _chunks(prepared: Prepared, results: list[SegmentResult]) -> list[dict]:
     """Segments with text in the pipeline's chunk format, for the subtitle writers."""
-    return [
-        {"text": result.text, "timestamp": (segment.start, segment.end)}
-        for segment, result in zip(prepared.segments, results, strict=True)
-        if result.text
-    ]
+    return pieces(prepared, results)
 
 
 def _compression_ratio(text: str) -> float:
@@ -129,21 +139,22 @@ def _compression_ratio(text: str) -> float:
     return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
 
 
-def _verbose(form: TranscriptionForm, prepared: PreparedAudio, results: list[SegmentResult]) -> TranscriptionVerbose:
+def _verbose(form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult]) -> TranscriptionVerbose:
     segments = []
     for segment, result in zip(prepared.segments, results, strict=True):
-        if not result.text:
+        text = result.text.strip()
+        if not text:
             continue
         segments.append(
             TranscriptionSegment(
                 id=len(segments),
                 seek=round(segment.start * 100),
-                start=segment.start,
-                end=segment.end,
-                text=result.text,
+                start=round(segment.start, 3),
+                end=round(segment.end, 3),
+                text=text,
                 tokens=result.tokens,
                 temperature=form.temperature,
-                compression_ratio=_compression_ratio(result.text),
+                compression_ratio=_compression_ratio(text),
                 confidence=None if result.confidence is None else round(result.confidence, 4),
             )
         )
@@ -158,14 +169,14 @@ def _verbose(form: TranscriptionForm, prepared: PreparedAudio, results: list[Seg
         ]
     return TranscriptionVerbose(
         language=LANGUAGES[form.language or "zh"],
-        duration=prepared.duration,
+        duration=round(prepared.duration, 3),
         text=join_texts(results),
         segments=segments,
         words=words,
     )
 
 
-def _render(form: TranscriptionForm, prepared: PreparedAudio, results: list[SegmentResult]) -> Response:
+def _render(form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult]) -> Response:
     if form.response_format == "json":
         return JSONResponse(Transcription(text=join_texts(results)).model_dump())
     if form.response_format == "text":
@@ -181,10 +192,10 @@ def _sse(payload: dict, event: str | None = None) -> bytes:
     return format_sse_event(data_str=json.dumps(payload, ensure_ascii=False), event=event)
 
 
-def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
+def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     """The server for one loaded model; the batcher's worker runs while the app is up (its lifespan)."""
     batcher = DynamicBatcher(
-        lambda segments, options: transcriber.decode(segments, options),
+        lambda segments, options: engine.decode_each(segments, options),
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
     )
@@ -249,8 +260,8 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
         body = {
             "status": "ok" if batcher.alive else "unavailable",
             "model": settings.served_model_name,
-            "model_type": transcriber.model_type,
-            "word_timestamps": transcriber.times_words,
+            "model_type": engine.model.config.model_type,
+            "word_timestamps": engine.times_words,
             "admitted_requests": gate.admitted,
             "queued_segments": batcher.pending,
             "batches": batcher.stats.batches,
@@ -312,7 +323,7 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_api_key)])
     async def transcriptions(form: Annotated[TranscriptionForm, Form()]) -> Response:
         _check_options(form, settings)
-        options = _decode_options(form, transcriber)
+        options = _decode_options(form, engine)
         try:
             ticket = gate.enter()
         except QueueFull as error:
@@ -323,7 +334,9 @@ def create_app(transcriber: Transcriber, settings: ServerSettings) -> FastAPI:
             data = await form.file.read()
             name = f"file {form.file.filename or 'upload'!r}"
             try:
-                prepared = await run_in_threadpool(transcriber.prepare, data, name, settings.max_audio_seconds)
+                prepared = await run_in_threadpool(
+                    prepare_upload, engine, data, name, settings.max_audio_seconds, options
+                )
             except AudioTooLong as error:
                 raise ServingError(413, str(error), "invalid_request_error", "file", "audio_too_long") from None
             except ValueError as error:

@@ -2,9 +2,9 @@
 
 One worker thread owns the model. It takes the oldest waiting item, then waits until `max_batch_size` items with
 the same key are queued or the oldest has waited `max_wait_ms`, whichever comes first, and runs them in one call.
-Items with other keys (other decoding options) wait for a later call, in arrival order. When a call fails, its
-items are run again one at a time, so an item that cannot be processed fails alone and never takes the others
-of its batch with it.
+Items with other keys (other decoding options) wait for a later call, in arrival order. `run` returns one result per
+item, or an exception in the place of an item that failed (the engine's `decode_each` retries a failed batch item
+by item, so one bad item never takes the others of its batch with it); that item's future gets the exception.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class BatchStats:
 
 
 class DynamicBatcher:
-    """Runs `run(items, key) -> results` (one result per item, in order) on batches gathered from `submit` calls."""
+    """Runs `run(items, key) -> results` (one result or exception per item, in order) on batches gathered from
+    `submit` calls."""
 
     def __init__(
         self,
@@ -134,22 +135,14 @@ class DynamicBatcher:
             results = self.run([entry.item for entry in batch], batch[0].key)
             if len(results) != len(batch):
                 raise RuntimeError(f"run returned {len(results)} results for {len(batch)} items")
-        except Exception as error:
-            if len(batch) == 1:
-                batch[0].future.set_exception(error)
-                return
-            logger.warning(f"a batch of {len(batch)} failed ({error}); running its items one at a time")
-            for entry in batch:
-                self._run_alone(entry)
-            return
+        except Exception as error:  # `run` itself failed: every item of the call gets its error
+            logger.warning(f"a batch of {len(batch)} failed ({error})")
+            results = [error] * len(batch)
         for entry, result in zip(batch, results, strict=True):
-            entry.future.set_result(result)
-
-    def _run_alone(self, entry: _Entry) -> None:
-        try:
-            entry.future.set_result(self.run([entry.item], entry.key)[0])
-        except Exception as error:
-            entry.future.set_exception(error)
+            if isinstance(result, Exception):
+                entry.future.set_exception(result)
+            else:
+                entry.future.set_result(result)
 
 
 __all__ = ["BatchStats", "BatcherStopped", "DynamicBatcher"]

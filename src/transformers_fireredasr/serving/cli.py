@@ -12,6 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..engine import Engine, OptionError
+from ..flags import add_load_arguments, load_options
+
 API_KEY_VARIABLE = "FIREREDASR_API_KEY"
 
 
@@ -26,8 +29,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_VARIABLE),
@@ -45,7 +46,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request gets 503")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
-    return parser.parse_args(argv)
+    add_load_arguments(parser)
+    options = parser.parse_args(argv)
+    try:
+        options.load = load_options(options)
+    except OptionError as error:
+        parser.error(str(error))
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..demo_model import demo_model_dir
     from .app import create_app
     from .settings import ServerSettings
-    from .transcriber import Transcriber
 
     try:
         model = options.model or demo_model_dir()
@@ -85,10 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    import transformers_fireredasr  # noqa: F401 - registers the FireRedASR classes
-
-    transcriber = Transcriber.from_pretrained(str(model), device=options.device, dtype=options.dtype)
-    app = create_app(transcriber, settings)
+    try:
+        engine = Engine.from_pretrained(str(model), options.load)
+    except (OptionError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = create_app(engine, settings)
     uvicorn.run(
         app, host=options.host, port=options.port, log_level=options.log_level, access_log=not options.no_access_log
     )

@@ -44,10 +44,16 @@ class TranscriptionForm(BaseModel):
         default_factory=list, alias="timestamp_granularities[]"
     )
     language: str | None = None
-    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
     stream: bool = False
+    # The engine's options (`engine/options.py`), under its names; it checks their values, with the messages every
+    # entry point gives. OpenAI's `temperature` is one of them.
+    temperature: float = Field(default=0.0, le=1.0)
     hotwords: list[str] = Field(default_factory=list, validation_alias=AliasChoices("hotwords[]", "hotwords"))
-    hotword_score: float | None = Field(default=None, gt=0.0)
+    hotword_score: float | None = None
+    num_beams: int | None = None
+    max_segment_seconds: float | None = None
+    merge_segments_seconds: float | None = None
+    segmentation: str | None = None
 
     @field_validator("language")
     @classmethod

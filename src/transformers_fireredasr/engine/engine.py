@@ -1,0 +1,216 @@
+"""`Engine`: a loaded FireRedASR model and its processor, turning audio into results for every entry point.
+
+Three stages, so that entry points differ only in how they gather inputs and write outputs:
+- `prepare(audio)`: one input -> its segments with features (`prepare.py`);
+- `decode(segments)`: segments from any inputs -> their texts in one batched `generate` (`decode.py`);
+- `assemble(prepared, results)`: one input's result (`assemble.py`).
+
+`transcribe` runs the three for one input; `transcribe_many` pools the segments of many inputs into length-sorted
+decoding batches and yields each input's result as soon as its last segment is decoded. The pipeline, the CLI,
+archive runs, the Ray recipe and the server all go through these, with one set of options (`options.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..length_batches import plan_batches
+from ..word_timing import can_time_words
+from .assemble import assemble, pieces
+from .batches import each_or_error
+from .decode import SegmentResult, decode_segments
+from .options import LoadOptions, OptionError, TranscribeOptions
+from .prepare import Prepared, Segment, prepare
+from .variants import is_fireredasr, max_segment_seconds, spells_hotwords_in_tokens
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input of `transcribe_many`: its key, its result (None when it failed), its duration, its error, and its
+    decoded pieces as chunks (whatever timestamps were asked for: archive records keep them)."""
+
+    key: Any
+    result: dict | None
+    duration: float
+    error: str | None = None
+    pieces: list[dict] = field(default_factory=list)
+
+
+def _message(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+class Engine:
+    """A FireRedASR model (AED or LLM) with its feature extractor and tokenizer."""
+
+    def __init__(self, model, feature_extractor, tokenizer, generate_defaults: Mapping[str, Any] | None = None):
+        if not is_fireredasr(model.config):
+            raise ValueError(f"not a FireRedASR model (model_type {model.config.model_type!r})")
+        self.model = model.eval()
+        self.feature_extractor = feature_extractor
+        self.tokenizer = tokenizer
+        self.max_segment_seconds = max_segment_seconds(model.config)
+        # Given to every `generate` call before the options' own settings: compiled decoding, encoder sub-batches.
+        self.generate_defaults = dict(generate_defaults or {})
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, load: LoadOptions | Mapping[str, Any] | None = None) -> Engine:
+        """Loads a model folder or Hub id, converted or an original release (converted once, `resolve_model`), as
+        `load` says: device, dtype, int8 quantization, compiled decoding."""
+        import torch
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        from ..conversion.resolve import resolve_model
+        from ..quantization import check_quantized, quantization_config
+
+        if not isinstance(load, LoadOptions):
+            load = LoadOptions.from_mapping(load or {})
+        device = load.resolved_device()
+        load.check_device(device)
+        path = resolve_model(str(name_or_path))
+        model_kwargs: dict[str, Any] = {"dtype": getattr(torch, load.dtype)}
+        if load.quantize is not None:
+            model_kwargs["quantization_config"] = quantization_config(load.quantize)
+        defaults: dict[str, Any] = {}
+        if load.compile:
+            from ..compiled_decoding import compiled_decoding_kwargs, compiled_decoding_load_kwargs
+
+            model_kwargs.update(compiled_decoding_load_kwargs(device))
+            defaults.update(compiled_decoding_kwargs(device))
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(path, **model_kwargs).to(device)
+        check_quantized(model, load.quantize)
+        processor = AutoProcessor.from_pretrained(path)
+        return cls(model, processor.feature_extractor, processor.tokenizer, defaults)
+
+    @property
+    def times_words(self) -> bool:
+        """Whether this model gives word timestamps (an AED with a CTC head)."""
+        return can_time_words(self.model)
+
+    def check(self, options: TranscribeOptions) -> None:
+        """Raises OptionError when this model cannot follow `options`: word timestamps without a CTC head, or a
+        hotword the AED's vocabulary cannot spell. Entry points check before queueing work."""
+        if options.word_times and not self.times_words:
+            raise OptionError(
+                f"timestamps={options.timestamps!r} times words by CTC forced alignment, and this model has no CTC "
+                f"head ({type(self.model).__name__}; FireRedASR2-AED and the bundled demo have one): use "
+                "timestamps='segment'",
+                "timestamps",
+            )
+        if options.hotwords and spells_hotwords_in_tokens(self.model.config):
+            from ..hotwords import token_tries
+
+            try:
+                token_tries([list(options.hotwords)], self.tokenizer)
+            except ValueError as error:
+                raise OptionError(f"hotwords: {error}", "hotwords") from None
+
+    def prepare(self, audio, options: TranscribeOptions) -> Prepared:
+        """One input (a path, bytes, an array, an audio dict) -> its segments with features."""
+        return prepare(audio, self.feature_extractor, options, self.max_segment_seconds)
+
+    def decode(
+        self, segments: Sequence[Segment], options: TranscribeOptions, progress: Callable[[float], None] | None = None
+    ) -> list[SegmentResult]:
+        """Segments from any inputs, decoded together with `options`; results in the order given."""
+        return decode_segments(
+            self.model, self.feature_extractor, self.tokenizer, segments, options, self.generate_defaults, progress
+        )
+
+    def decode_each(
+        self, segments: Sequence[Segment], options: TranscribeOptions, progress: Callable[[float], None] | None = None
+    ) -> list[SegmentResult | Exception]:
+        """`decode`, retried segment by segment when the batch fails: an exception takes a failed segment's place."""
+        return each_or_error(lambda batch: self.decode(batch, options, progress), segments)
+
+    def assemble(self, prepared: Prepared, results: Sequence[SegmentResult], options: TranscribeOptions) -> dict:
+        """One input's result from its segments' results."""
+        return assemble(prepared, results, options)
+
+    def transcribe(self, audio, options: TranscribeOptions | None = None, **option_values: Any) -> dict:
+        """One input's result: `{"text", "confidence", "chunks", "segments"}` as the pipeline returns it. Options
+        come as `options` or as keyword arguments (`timestamps="word"`, `hotwords=[...]`, ...)."""
+        if options is None:
+            options = TranscribeOptions.from_mapping(option_values)
+        elif option_values:
+            raise TypeError("pass either options or option keyword arguments, not both")
+        self.check(options)
+        prepared = self.prepare(audio, options)
+        return self.assemble(prepared, self.decode(prepared.segments, options), options)
+
+    def transcribe_many(
+        self,
+        inputs: Iterable[tuple[Any, Any]],
+        options: TranscribeOptions,
+        *,
+        batch_size: int | None = None,
+        batch_seconds: float | None = None,
+        pool_inputs: int | None = None,
+        pool_seconds: float | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> Iterator[Outcome]:
+        """Transcribes `(key, audio)` pairs, yielding each input's `Outcome` once its last segment is decoded.
+
+        `audio` may also be a `Prepared` (prepared elsewhere, e.g. in DataLoader workers) or an exception (the input
+        could not be read). Segments of several inputs are pooled until the pool holds `pool_inputs` inputs or
+        `pool_seconds` of audio (None: no such limit; without both, one pool), then sorted by length and decoded in
+        batches of at most `batch_size` segments and `batch_seconds` padded seconds. A bad input, or a segment
+        that cannot be decoded, fails alone.
+        """
+        self.check(options)
+        pool: list[tuple[int, Segment]] = []
+        states: dict[int, dict] = {}
+        pooled_seconds = 0.0
+        for number, (key, audio) in enumerate(inputs):
+            try:
+                if isinstance(audio, BaseException):
+                    raise audio
+                prepared = audio if isinstance(audio, Prepared) else self.prepare(audio, options)
+            except Exception as error:
+                yield Outcome(key, None, 0.0, _message(error))
+                continue
+            if not prepared.segments:
+                yield Outcome(key, self.assemble(prepared, [], options), prepared.duration)
+                continue
+            states[number] = {"key": key, "prepared": prepared, "results": {}, "error": None}
+            pool += [(number, segment) for segment in prepared.segments]
+            pooled_seconds += sum(segment.seconds for segment in prepared.segments)
+            inputs_full = pool_inputs is not None and len(states) >= pool_inputs
+            seconds_full = pool_seconds is not None and pooled_seconds >= pool_seconds
+            if inputs_full or seconds_full:
+                yield from self._decode_pool(pool, states, options, batch_size, batch_seconds, progress)
+                pool, pooled_seconds = [], 0.0
+        yield from self._decode_pool(pool, states, options, batch_size, batch_seconds, progress)
+
+    def _decode_pool(self, pool, states, options, batch_size, batch_seconds, progress) -> Iterator[Outcome]:
+        for batch in plan_batches([segment.seconds for _, segment in pool], batch_seconds, batch_size):
+            members = [pool[i] for i in batch]
+            outcomes = self.decode_each([segment for _, segment in members], options, progress)
+            for (number, segment), outcome in zip(members, outcomes, strict=True):
+                state = states[number]
+                if isinstance(outcome, Exception):
+                    state["error"] = state["error"] or f"transcription failed ({_message(outcome)})"
+                state["results"][segment.index] = outcome
+            for number in dict.fromkeys(number for number, _ in members):
+                state = states[number]
+                prepared = state["prepared"]
+                if len(state["results"]) < len(prepared.segments):
+                    continue
+                del states[number]
+                yield self._finish(state, options)
+
+    def _finish(self, state: dict, options: TranscribeOptions) -> Outcome:
+        prepared = state["prepared"]
+        if state["error"] is not None:
+            return Outcome(state["key"], None, prepared.duration, state["error"])
+        results = [state["results"][segment.index] for segment in prepared.segments]
+        try:
+            result = self.assemble(prepared, results, options)
+            return Outcome(state["key"], result, prepared.duration, pieces=pieces(prepared, results))
+        except Exception as error:
+            return Outcome(state["key"], None, prepared.duration, f"assembling failed ({_message(error)})")
+
+
+__all__ = ["Engine", "Outcome"]
