@@ -6,8 +6,9 @@ Workload: `--files` held-out sentences of the demo corpus (default 200), synthes
 bundled demo model (or `--model`), on the CPU. Two workloads, each measured alternately `--rounds` times after a
 warm-up round:
 
-- in process, one loaded pipeline: the CLI's loop (files read in groups of `--batch-size`, default 8, each group one
-  pipeline call: `cli.read_audio` + `cli.transcribe_batch`) against `batch.pooled.PooledTranscriber` (segments
+- in process, one loaded engine: the CLI's loop (files read in groups of `--batch-size`, default 8, each group's
+  segments decoded together: `Engine.transcribe_many` as `fireredasr-transcribe` calls it) against
+  `batch.pooled.PooledTranscriber` (segments
   pooled across files into batches of `--batch-seconds` of padded audio, files decoded and segmented by
   `--num-workers` DataLoader workers). This is the batching itself.
 - in process, `--ranks` local ranks (default 2; 0 skips): the same pooled loop in that many processes of
@@ -170,38 +171,36 @@ def own_cpu_seconds() -> float:
 
 
 class InProcess:
-    """The two transcription loops with one loaded pipeline: the CLI's (files read in groups of --batch-size, each
-    group one pipeline call, `cli.transcribe_batch`) and the pooled one (`batch.pooled.PooledTranscriber`)."""
+    """The two transcription loops with one loaded engine: the CLI's (files read in groups of --batch-size, each
+    group's segments decoded together) and the pooled one (`batch.pooled.PooledTranscriber`)."""
 
     def __init__(self, options, paths: list[Path]):
-        import torch
-        from transformers import pipeline
-
         import transformers_fireredasr
         from transformers_fireredasr import cli
         from transformers_fireredasr.batch.inputs import Item, wav_seconds
         from transformers_fireredasr.batch.sources import AudioReader, InputSpec
+        from transformers_fireredasr.engine import Engine
 
         self.cli, self.options, self.paths = cli, options, paths
         model = options.model or str(transformers_fireredasr.demo_model_dir())
-        self.pipe = pipeline("automatic-speech-recognition", model=model, device="cpu", dtype=torch.float32)
+        self.engine = Engine.from_pretrained(model, {"device": "cpu", "dtype": "float32"})
         self.items = [Item(str(p), str(p), wav_seconds(p) or 0.0) for p in paths]
         self.reader = AudioReader(InputSpec("files", ""))
 
     def run_cli(self) -> dict[str, str]:
-        texts, failures = {}, []
+        from transformers_fireredasr.engine import TranscribeOptions
+
         size = self.options.batch_size
-        for start in range(0, len(self.paths), size):
-            batch = [(str(p), self.cli.read_audio(str(p))) for p in self.paths[start : start + size]]
-            results = self.cli.transcribe_batch(self.pipe, batch, size, {"generate_kwargs": {}}, failures)
-            texts.update((path, result["text"]) for (path, _), result in zip(batch, results, strict=True))
-        return texts
+        inputs = ((str(p), self.cli.read_audio(str(p))) for p in self.paths)
+        outcomes = self.engine.transcribe_many(inputs, TranscribeOptions(), batch_size=size, pool_inputs=size)
+        return {outcome.key: outcome.result["text"] for outcome in outcomes}
 
     def run_pooled(self) -> dict[str, str]:
         from transformers_fireredasr.batch.pooled import PooledTranscriber
+        from transformers_fireredasr.engine import TranscribeOptions
 
         pooled = PooledTranscriber(
-            self.pipe, self.reader, {"generate_kwargs": {}}, self.options.batch_seconds, self.options.num_workers
+            self.engine, self.reader, TranscribeOptions(), self.options.batch_seconds, self.options.num_workers
         )
         return {item.id: result["text"] for item, result, _, _ in pooled.transcribe(self.items)}
 
