@@ -1,4 +1,5 @@
-"""`cpu_linear.prepacked`: the oneDNN-prepacked fp32 CPU inference path, and every case that must keep nn.Linear's."""
+"""`cpu_linear`'s modules (`PrepackedLinear`, `PrepackedPointwiseConv1d`, `TimeMajorDepthwiseConv1d`): the
+oneDNN-prepacked fp32 CPU inference path, and every case that must keep the plain module's."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ import torch
 from torch import nn
 
 from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
-from transformers_fireredasr import cpu_linear
-from transformers_fireredasr.cpu_linear import packed_forward, prepacked, release_packed_weights, set_cpu_prepacking
+from transformers_fireredasr import apply_speed_paths, cpu_linear, remove_speed_paths
+from transformers_fireredasr.cpu_linear import (
+    PrepackedLinear,
+    PrepackedPointwiseConv1d,
+    TimeMajorDepthwiseConv1d,
+    release_packed_weights,
+    set_cpu_prepacking,
+)
 
 pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reason="this torch has no oneDNN")
 
@@ -19,7 +26,7 @@ pytestmark = pytest.mark.skipif(not cpu_linear.cpu_prepacking_available(), reaso
 @pytest.fixture
 def layer():
     torch.manual_seed(0)
-    return prepacked(nn.Linear(384, 512))
+    return PrepackedLinear(384, 512)
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +40,14 @@ def reference(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def packed(layer: nn.Module):
-    return packed_forward(layer).packed
+    return layer._packed
 
 
 def test_is_an_nn_linear_with_the_same_state_dict(layer):
-    """Still exactly an nn.Linear (transformers' bitsandbytes quantizer replaces only `type(m) is nn.Linear`, peft
-    and torchao look for nn.Linear too); checkpoints do not change."""
-    assert type(layer) is nn.Linear
+    """An nn.Linear subclass (peft and torchao look for nn.Linear) of its own name, so `print(model)` shows what runs;
+    checkpoints do not change."""
+    assert isinstance(layer, nn.Linear) and type(layer) is not nn.Linear
+    assert repr(layer).startswith("PrepackedLinear(in_features=384, out_features=512")
     assert list(layer.state_dict()) == list(nn.Linear(64, 96).state_dict())
 
 
@@ -55,7 +63,7 @@ def test_inference_uses_the_packed_weight_and_agrees_with_linear(layer, shape):
 def test_small_products_keep_nn_linear_exactly():
     """Below MIN_PACKED_WORK (rows x weight elements) sgemm beats oneDNN's per-call cost: the bundled demo's
     decoder steps. Its encoder's many frames are packed."""
-    layer = prepacked(nn.Linear(128, 384))
+    layer = PrepackedLinear(128, 384)
     with torch.no_grad():
         x = torch.randn(3, 128)
         assert torch.equal(layer(x), reference(layer, x))
@@ -67,7 +75,7 @@ def test_small_products_keep_nn_linear_exactly():
 
 
 def test_without_bias():
-    layer = prepacked(nn.Linear(384, 512, bias=False))
+    layer = PrepackedLinear(384, 512, bias=False)
     x = torch.randn(3, 384)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), reference(layer, x), rtol=1e-4, atol=1e-4)
@@ -113,15 +121,21 @@ def test_a_move_or_cast_drops_the_packed_copy(layer):
         assert packed(layer) is not None
 
 
-def test_bitsandbytes_quantizer_still_replaces_the_linears():
-    """transformers' bitsandbytes integration swaps `type(m) is nn.Linear` modules: ours must stay that type."""
+def test_bitsandbytes_quantizer_still_replaces_the_linears(converted_aed_dir):
+    """transformers' bitsandbytes integration swaps `type(m) is nn.Linear` modules while loading: a loaded model's
+    Linears are exactly that type (the speed paths come after loading), and the speed paths leave bitsandbytes'
+    modules alone."""
     pytest.importorskip("bitsandbytes")
     from transformers import BitsAndBytesConfig
     from transformers.integrations.bitsandbytes import replace_with_bnb_linear
 
-    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
+    model, _ = load(converted_aed_dir)
+    assert all(type(m) is nn.Linear for m in model.modules() if isinstance(m, nn.Linear))
     model = replace_with_bnb_linear(model, quantization_config=BitsAndBytesConfig(load_in_8bit=True))
-    assert type(model[0]).__name__ == "Linear8bitLt"
+    swapped = type(model.model.decoder.layers[0].fc1)
+    assert swapped.__name__ == "Linear8bitLt"
+    apply_speed_paths(model)
+    assert type(model.model.decoder.layers[0].fc1) is swapped
 
 
 def test_in_place_weight_update_repacks(layer):
@@ -142,7 +156,7 @@ def test_copies_repack_on_their_first_call(layer):
     with torch.no_grad():
         layer(x)
         for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-            assert packed(clone) is None and packed_forward(clone).linear is clone
+            assert packed(clone) is None and type(clone) is PrepackedLinear
             torch.testing.assert_close(clone(x), reference(layer, x), rtol=1e-4, atol=1e-4)
         release_packed_weights(nn.Sequential(layer))
         assert packed(layer) is None
@@ -155,14 +169,15 @@ def test_quantized_weights_take_their_own_path():
     pytest.importorskip("torchao")
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
-    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
+    model = nn.Sequential(PrepackedLinear(384, 512))
     quantize_(model, Int8WeightOnlyConfig())
+    assert type(model[0]) is PrepackedLinear  # torchao quantizes the weight in place, the module stays
     with torch.no_grad():
         model(torch.randn(3, 384))
     key, scales = packed(model[0])
     assert key[0] == "int8" and scales.dtype == torch.bfloat16 and scales.shape == (512,)
 
-    model = nn.Sequential(prepacked(nn.Linear(384, 512)))
+    model = nn.Sequential(PrepackedLinear(384, 512))
     quantize_(model, Int8DynamicActivationInt8WeightConfig())
     with torch.no_grad():
         model(torch.randn(3, 384))
@@ -171,24 +186,32 @@ def test_quantized_weights_take_their_own_path():
 
 @pytest.fixture(scope="module")
 def trained(converted_aed_dir):
-    return load(converted_aed_dir, attn_implementation="sdpa")
+    model, processor = load(converted_aed_dir, attn_implementation="sdpa")
+    return apply_speed_paths(model), processor
 
 
 def test_model_transcripts_match_the_reference_with_and_without_packing(trained, reference_aed, speech, monkeypatch):
-    """The whole model (encoder, decoder, output projection) decodes the reference's ids both ways, and the packed
-    path is the one generate takes by default (the fixture is small: every size is packed here)."""
+    """The whole model (encoder, decoder, output projection) decodes the reference's ids with the speed paths, with
+    them switched off and with them removed, and the packed path is the one generate takes once they are applied
+    (the fixture is small: every size is packed here)."""
     monkeypatch.setattr(cpu_linear, "MIN_PACKED_WORK", 0)
     model, processor = trained
     expected = reference_aed.transcribe([u.path for u in speech], **PUBLISHED)
-    for enabled in (True, False):
-        release_packed_weights(model)
-        set_cpu_prepacking(enabled)
-        sequences, texts = transcribe(model, processor, speech)
-        made = [m for m in model.modules() if packed_forward(m) is not None and packed(m) is not None]
-        assert bool(made) == enabled
-        for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
-            assert token_ids(row, model.config) == ids
-            assert text == reference_text
+    try:
+        for way in ("packed", "switched off", "removed"):
+            release_packed_weights(model)
+            set_cpu_prepacking(way != "switched off")
+            if way == "removed":
+                remove_speed_paths(model)
+            sequences, texts = transcribe(model, processor, speech)
+            made = [m for m in model.modules() if isinstance(m, PrepackedLinear) and packed(m) is not None]
+            assert bool(made) == (way == "packed")
+            assert model.proj_out in made or way != "packed"
+            for row, text, (ids, reference_text) in zip(sequences, texts, expected, strict=True):
+                assert token_ids(row, model.config) == ids
+                assert text == reference_text
+    finally:
+        apply_speed_paths(model)
 
 
 def test_pointwise_conv_takes_the_packed_path_and_agrees_with_conv1d():
@@ -196,8 +219,8 @@ def test_pointwise_conv_takes_the_packed_path_and_agrees_with_conv1d():
     `nn.Conv1d`'s and is the time-major view the depthwise conv after it runs fastest on; with autograd the conv's
     own path runs; other convolutions are refused."""
     torch.manual_seed(0)
-    conv = prepacked(nn.Conv1d(256, 1024, kernel_size=1, bias=False))
-    assert type(conv) is nn.Conv1d and list(conv.state_dict()) == ["weight"]
+    conv = PrepackedPointwiseConv1d(256, 1024, kernel_size=1, bias=False)
+    assert isinstance(conv, nn.Conv1d) and list(conv.state_dict()) == ["weight"]
     x = torch.randn(2, 256, 250)
     expected = nn.functional.conv1d(x, conv.weight)
     with torch.no_grad():
@@ -208,20 +231,18 @@ def test_pointwise_conv_takes_the_packed_path_and_agrees_with_conv1d():
     out = conv(x.requires_grad_())
     out.sum().backward()
     assert out.is_contiguous() and x.grad is not None
-    with pytest.raises(ValueError, match="pointwise Conv1d"):
-        prepacked(nn.Conv1d(8, 8, kernel_size=3))
-    with pytest.raises(TypeError, match="nn.Linear or a pointwise nn.Conv1d"):
-        prepacked(nn.Conv2d(8, 8, kernel_size=1))
+    assert cpu_linear.is_pointwise(nn.Conv1d(8, 8, kernel_size=1))
+    for other in (nn.Conv1d(8, 8, kernel_size=3), nn.Conv1d(8, 8, 1, stride=2), nn.Conv1d(8, 8, 1, groups=2)):
+        assert not cpu_linear.is_pointwise(other)
 
 
 def test_depthwise_conv_on_time_major_input_runs_as_conv2d(monkeypatch):
-    """`FireRedDepthwiseConv1d` gives `nn.Conv1d`'s results on either layout; on a time-major input (what the
+    """`TimeMajorDepthwiseConv1d` gives `nn.Conv1d`'s results on either layout; on a time-major input (what the
     packed pointwise conv returns) it runs as a 2-D convolution, which oneDNN's depthwise kernel runs far faster,
     gradients included."""
-    from transformers_fireredasr.modeling_conformer import FireRedDepthwiseConv1d
-
     torch.manual_seed(0)
-    conv = FireRedDepthwiseConv1d(64, 64, 33, padding=16, groups=64, bias=False)
+    conv = TimeMajorDepthwiseConv1d(64, 64, 33, padding=16, groups=64, bias=False)
+    assert cpu_linear.is_depthwise(conv) and not cpu_linear.is_depthwise(nn.Conv1d(64, 64, 33, groups=32))
     plain = nn.Conv1d(64, 64, 33, padding=16, groups=64, bias=False)
     plain.load_state_dict(conv.state_dict())
     time_major = torch.randn(2, 250, 64).transpose(1, 2)

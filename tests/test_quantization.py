@@ -39,11 +39,15 @@ def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode
     way. The tied output projection always stays float."""
     from transformers import AutoModelForSpeechSeq2Seq
 
+    from transformers_fireredasr import apply_speed_paths
+    from transformers_fireredasr.cpu_linear import PrepackedLinear, int8_weight_only
+
     processor, features = inputs
     expected = transcribe(AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO)), processor, features)
     model = AutoModelForSpeechSeq2Seq.from_pretrained(
         str(DEMO), quantization_config=quantization_config(mode), device_map="cpu"
     )
+    apply_speed_paths(model)  # as every entry point does: int8 weight-only weights take torch's int8 kernel
     # The output projection shares its weight with the token embeddings, so transformers keeps it float.
     linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
     assert type(linears.pop("proj_out").weight) is torch.nn.Parameter
@@ -51,6 +55,10 @@ def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode
     quantized = {name for name, module in linears.items() if "Int8" in type(module.weight).__name__}
     expected_quantized = {name for name in linears if not any(re.match(rf"{kept}(\.|$)", name) for kept in kept_float)}
     assert len(quantized) >= 16 and quantized == expected_quantized
+    for name in quantized:  # torch's int8 kernel takes weight-only int8 weights; torchao's int8 GEMMs run the others
+        kernel = int8_weight_only(linears[name].weight) is not None
+        assert isinstance(linears[name], PrepackedLinear) == kernel, name
+        assert kernel == (mode == "int8-weight" or (mode == "int8-mixed" and name.startswith("model.decoder.")))
     cross_kv = {name for name in linears if ".encoder_attn." in name and name.endswith(("k_proj", "v_proj"))}
     if mode == "int8-weight":
         assert all(name.startswith("model.decoder.") for name in quantized)
@@ -67,15 +75,15 @@ def test_int8_modes_quantize_their_linears_and_transcribe_like_fp32(inputs, mode
 
 
 def test_int8_weights_multiply_through_torchs_int8_kernel(monkeypatch):
-    """A Linear with torchao int8 weight-only weights (prepacked, as every Linear of our models) multiplies through
-    `torch._weight_int8pack_mm` with bf16 activations: the result is the dequantized product up to bf16 rounding,
-    and the kernel is really called; with autograd, torchao's own path runs."""
+    """A `PrepackedLinear` (what the speed paths make of our models' Linears) with torchao int8 weight-only weights
+    multiplies through `torch._weight_int8pack_mm` with bf16 activations: the result is the dequantized product up
+    to bf16 rounding, and the kernel is really called; with autograd, torchao's own path runs."""
     import torchao.quantization
 
-    from transformers_fireredasr.cpu_linear import int8_weight_only, prepacked
+    from transformers_fireredasr.cpu_linear import PrepackedLinear, int8_weight_only
 
     torch.manual_seed(0)
-    layer = prepacked(torch.nn.Linear(256, 384))
+    layer = PrepackedLinear(256, 384)
     torchao.quantization.quantize_(layer, torchao.quantization.Int8WeightOnlyConfig())
     qdata, scale = int8_weight_only(layer.weight)
     assert qdata.dtype == torch.int8 and scale.numel() == 384

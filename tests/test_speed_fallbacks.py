@@ -4,12 +4,14 @@ same transcripts, never a crash. Shown here by taking each capability away as an
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
 import torch
 
 from transformers_fireredasr import (
+    apply_speed_paths,
     compiled_decoding_kwargs,
     cpu_linear,
     demo_model_dir,
@@ -50,20 +52,31 @@ def test_the_probes_answer_for_the_installed_torch():
         transformers_compat.torch_offers("onednn_linaer")
 
 
+def accelerated_modules(model) -> list[str]:
+    return [type(m).__name__ for m in model.modules() if type(m).__module__ == cpu_linear.__name__]
+
+
 def test_without_onednn_the_prepacked_linears_take_sgemm_after_one_warning(demo, monkeypatch, fresh_warnings):
+    """A model accelerated before is decoded on the plain path; `apply_speed_paths` leaves a model's modules plain
+    (so `print(model)` still shows what runs); one warning in all."""
     model, _, features = demo
     expected = generate(model, features)
-    linear = cpu_linear.prepacked(torch.nn.Linear(1024, 1024))
+    accelerated = apply_speed_paths(copy.deepcopy(model))
+    assert accelerated_modules(accelerated)
+    linear = cpu_linear.PrepackedLinear(1024, 1024)
     rows = torch.randn(600, 1024)
     without(monkeypatch, "onednn_linear")
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
+        plain = apply_speed_paths(copy.deepcopy(model))
         with torch.inference_mode():
             output = linear(rows)
-            again = generate(model, features)
+            again = generate(accelerated, features)
+            plain_ids = generate(plain, features)
+    assert not accelerated_modules(plain)
     assert torch.equal(output, torch.nn.functional.linear(rows, linear.weight, linear.bias))
-    assert cpu_linear.packed_forward(linear).packed is None  # nothing was packed
-    assert torch.equal(again, expected)
+    assert linear._packed is None  # nothing was packed
+    assert torch.equal(again, expected) and torch.equal(plain_ids, expected)
     assert len(unavailable(record, "onednn_linear")) == 1, [str(w.message) for w in record]
 
 
@@ -74,9 +87,15 @@ def test_without_the_int8_kernel_int8_weights_take_torchaos_path_after_one_warni
     from transformers_fireredasr.quantization import quantization_config
 
     _, processor, features = demo
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(
-        str(DEMO), quantization_config=quantization_config("int8-weight"), device_map="cpu"
-    ).eval()
+
+    def int8_model():
+        loaded = AutoModelForSpeechSeq2Seq.from_pretrained(
+            str(DEMO), quantization_config=quantization_config("int8-weight"), device_map="cpu"
+        )
+        return apply_speed_paths(loaded.eval())
+
+    model = int8_model()
+    assert type(model.model.decoder.layers[0].fc1) is cpu_linear.PrepackedLinear
     with_kernel = processor.batch_decode(generate(model, features), skip_special_tokens=True)
     without(monkeypatch, "int8_weight_kernel")
     called = []
@@ -84,8 +103,12 @@ def test_without_the_int8_kernel_int8_weights_take_torchaos_path_after_one_warni
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         fallback = processor.batch_decode(generate(model, features), skip_special_tokens=True)
+        plain = int8_model()  # loaded now: its int8 Linears stay plain, its fp32 encoder is still prepacked
+        plain_texts = processor.batch_decode(generate(plain, features), skip_special_tokens=True)
+    assert type(plain.model.decoder.layers[0].fc1) is torch.nn.Linear
+    assert type(plain.model.encoder.layers[0].feed_forward1.linear1) is cpu_linear.PrepackedLinear
     assert not called  # the kernel is really left alone
-    assert fallback == with_kernel and all(fallback)
+    assert fallback == with_kernel == plain_texts and all(fallback)
     assert len(unavailable(record, "int8_weight_kernel")) == 1, [str(w.message) for w in record]
 
 

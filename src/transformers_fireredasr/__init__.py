@@ -23,6 +23,7 @@ from .modeling_fireredasr_aed import (
 from .modeling_fireredasr_llm import FireRedLlmAdapter, FireRedLlmForSpeechSeq2Seq, FireRedLlmPreTrainedModel
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .registration import register
+from .speed_paths import apply_speed_paths, remove_speed_paths
 from .tokenization_fireredasr import FireRedAsrTokenizer
 
 register()
@@ -47,10 +48,12 @@ __all__ = [
     "FireRedLlmPreTrainedModel",
     "FireRedLlmProcessor",
     "SmoothedLogSoftmaxProcessor",
+    "apply_speed_paths",
     "compiled_decoding_kwargs",
     "compiled_decoding_load_kwargs",
     "cpu_compile_config",
     "demo_model_dir",
     "forget_compiled_decoding",
+    "remove_speed_paths",
     "resolve_model",
 ]

@@ -21,7 +21,6 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_fireredasr import FireRedConformerConfig
-from .cpu_linear import prepacked
 from .length_batches import plan_batches
 
 # The original computes the frequency term from a float32 log turned into a Python float; keep the same bits.
@@ -104,7 +103,7 @@ class FireRedConformerSubsampling(nn.Module):
         self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
         freq_bins = ((config.num_mel_bins - 1) // 2 - 1) // 2
-        self.out = prepacked(nn.Linear(channels * freq_bins, config.hidden_size))
+        self.out = nn.Linear(channels * freq_bins, config.hidden_size)
 
     def forward(self, input_features: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the subsampled features `(B, T', D)` and the boolean mask `(B, T')` of real frames."""
@@ -136,8 +135,8 @@ class FireRedConformerFeedForward(nn.Module):
     def __init__(self, config: FireRedConformerConfig):
         super().__init__()
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.linear1 = prepacked(nn.Linear(config.hidden_size, config.intermediate_size))
-        self.linear2 = prepacked(nn.Linear(config.intermediate_size, config.hidden_size))
+        self.linear1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.linear2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.activation_dropout = nn.Dropout(config.activation_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -160,11 +159,11 @@ class FireRedConformerAttention(nn.Module):
         self.q_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.k_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.v_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.q_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
-        self.k_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
-        self.v_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
-        self.o_proj = prepacked(nn.Linear(width, config.hidden_size, bias=False))
-        self.relative_k_proj = prepacked(nn.Linear(config.hidden_size, width, bias=False))
+        self.q_proj = nn.Linear(config.hidden_size, width, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, width, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, width, bias=False)
+        self.o_proj = nn.Linear(width, config.hidden_size, bias=False)
+        self.relative_k_proj = nn.Linear(config.hidden_size, width, bias=False)
         self.bias_u = nn.Parameter(torch.zeros(self.num_heads, self.head_dim))
         self.bias_v = nn.Parameter(torch.zeros(self.num_heads, self.head_dim))
 
@@ -208,28 +207,6 @@ class FireRedConformerAttention(nn.Module):
         return scores[:, :, 1:].view(batch, heads, query_len, position_len)
 
 
-class FireRedDepthwiseConv1d(nn.Conv1d):
-    """A depthwise `Conv1d` that runs as the equivalent 2-D convolution when its input is time-major in memory
-    (channels last: what the prepacked pointwise conv before it returns). oneDNN's depthwise kernel is about 10x
-    faster on that layout than `conv1d`, which does not recognise it in a 3-D tensor and copies it; the weights and
-    the results are those of `nn.Conv1d` (up to fp32 rounding), any other layout takes `nn.Conv1d`'s path."""
-
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        channels_last = input.dim() == 3 and input.stride(1) == 1 and input.size(1) > 1
-        if not channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
-            return super()._conv_forward(input, weight, bias)
-        output = nn.functional.conv2d(
-            input.unsqueeze(2),
-            weight.unsqueeze(2),
-            bias,
-            (1, self.stride[0]),
-            (0, self.padding[0]),
-            (1, self.dilation[0]),
-            self.groups,
-        )
-        return output.squeeze(2)
-
-
 class FireRedConformerConvolution(nn.Module):
     """Pre-LN pointwise conv (x2 for GLU), depthwise conv, LayerNorm, swish, pointwise conv; padding zeroed."""
 
@@ -237,8 +214,8 @@ class FireRedConformerConvolution(nn.Module):
         super().__init__()
         width = config.hidden_size
         self.layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.pointwise_conv1 = prepacked(nn.Conv1d(width, width * 4, kernel_size=1, bias=False))
-        self.depthwise_conv = FireRedDepthwiseConv1d(
+        self.pointwise_conv1 = nn.Conv1d(width, width * 4, kernel_size=1, bias=False)
+        self.depthwise_conv = nn.Conv1d(
             width * 2,
             width * 2,
             config.conv_kernel_size,
@@ -247,7 +224,7 @@ class FireRedConformerConvolution(nn.Module):
             bias=False,
         )
         self.norm = nn.LayerNorm(width * 2, eps=config.layer_norm_eps)
-        self.pointwise_conv2 = prepacked(nn.Conv1d(width * 2, width, kernel_size=1, bias=False))
+        self.pointwise_conv2 = nn.Conv1d(width * 2, width, kernel_size=1, bias=False)
         self.dropout = nn.Dropout(config.activation_dropout)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -20,7 +20,6 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_fireredasr import FireRedAedConfig
-from .cpu_linear import prepacked
 from .generation_fireredasr import FireRedAedGenerationMixin
 from .modeling_conformer import (
     FireRedConformerEncoder,
@@ -52,10 +51,10 @@ class FireRedAedAttention(nn.Module):
         self.num_heads = config.decoder_attention_heads
         self.head_dim = config.d_model // self.num_heads
         self.scaling = self.head_dim**-0.5
-        self.q_proj = prepacked(nn.Linear(config.d_model, config.d_model))
-        self.k_proj = prepacked(nn.Linear(config.d_model, config.d_model, bias=False))
-        self.v_proj = prepacked(nn.Linear(config.d_model, config.d_model))
-        self.o_proj = prepacked(nn.Linear(config.d_model, config.d_model))
+        self.q_proj = nn.Linear(config.d_model, config.d_model)
+        self.k_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.v_proj = nn.Linear(config.d_model, config.d_model)
+        self.o_proj = nn.Linear(config.d_model, config.d_model)
 
     def forward(
         self,
@@ -126,8 +125,8 @@ class FireRedAedDecoderLayer(GradientCheckpointingLayer):
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.encoder_attn = FireRedAedAttention(config, layer_idx, is_causal=False)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.fc1 = prepacked(nn.Linear(config.d_model, config.decoder_ffn_dim))
-        self.fc2 = prepacked(nn.Linear(config.decoder_ffn_dim, config.d_model))
+        self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
+        self.fc2 = nn.Linear(config.decoder_ffn_dim, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -350,8 +349,8 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
     def __init__(self, config: FireRedAedConfig):
         super().__init__(config)
         self.model = FireRedAedModel(config)
-        self.proj_out = prepacked(nn.Linear(config.d_model, config.vocab_size, bias=False))
-        self.ctc_head = prepacked(nn.Linear(config.d_model, config.vocab_size, bias=True)) if config.ctc_head else None
+        self.proj_out = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.ctc_head = nn.Linear(config.d_model, config.vocab_size, bias=True) if config.ctc_head else None
         self.post_init()
 
     def ctc_log_probs(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:

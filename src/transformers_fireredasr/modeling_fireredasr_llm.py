@@ -20,7 +20,6 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_fireredasr import FireRedLlmConfig
-from .cpu_linear import prepacked
 from .hotwords import (
     DEFAULT_HOTWORD_SCORE,
     SurfaceHotwordLogitsProcessor,
@@ -42,8 +41,8 @@ class FireRedLlmAdapter(nn.Module):
         self.rate = config.encoder_downsample_rate
         encoder_width = config.encoder_config.hidden_size
         llm_width = config.text_config.hidden_size
-        self.linear1 = prepacked(nn.Linear(encoder_width * self.rate, llm_width))
-        self.linear2 = prepacked(nn.Linear(llm_width, llm_width))
+        self.linear1 = nn.Linear(encoder_width * self.rate, llm_width)
+        self.linear2 = nn.Linear(llm_width, llm_width)
 
     def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns speech vectors `(B, T // rate, H)` and each utterance's number of real vectors `(B,)`."""

@@ -7,8 +7,9 @@
 - `int8-weight`: int8 weights, one scale per output row (a quarter of their fp32 memory). For the AED only the
   decoder's that run every step: the encoder, the CTC head and the cross-attention's key and value projections stay
   float (`KEPT_FLOAT`; the LLM variant quantizes all its Linears). On
-  the CPU the AED's multiply through torch's int8-weight kernel (`cpu_linear.int8_weight_only`) with bf16
-  activations: the fp32 transcripts on the demo's held-out set;
+  the CPU, once `speed_paths.apply_speed_paths` ran (every entry point's engine does), the AED's multiply through
+  torch's int8-weight kernel (`cpu_linear.PrepackedLinear`) with bf16 activations, else through torchao's own path:
+  the fp32 transcripts on the demo's held-out set;
 - `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (torchao's int8 GEMMs) for every
   `nn.Linear` of the encoder and decoder;
 - `int8-mixed` (AED only): each half in the mode that pays there, the fastest CPU mode (benchmarks/RESULTS.md). The
@@ -50,9 +51,9 @@ QUANTIZE_MODES: dict[str, str | dict[str, str]] = {
 }
 # int8 weights pay where decoding is memory-bound: the decoder reads all its weights for every token, the encoder
 # (and the CTC head on its output) reads each once per utterance, over hundreds of frames, and is compute-bound:
-# int8 weights would only add their conversion there. So `int8-weight` keeps them float (and prepacked). The same
-# holds for the decoder's cross-attention key and value projections: they run once per utterance, on the encoder's
-# frames (at AED-L the int8 kernel took 5.4 ms per such product against 2 ms in bf16). transformers matches these
+# int8 weights would only add their conversion there. So `int8-weight` keeps them float (and prepacked once the
+# speed paths are applied). The same holds for the decoder's cross-attention key and value projections: they run once
+# per utterance, on the encoder's frames (at AED-L the int8 kernel took 5.4 ms per such product against 2 ms in bf16). transformers matches these
 # `modules_to_not_convert` patterns against parameter names, as regular expressions from the start up to a module
 # boundary (a suffix would have to name the parameter too).
 CROSS_ATTENTION_KV = [r"model\.decoder\.layers\.\d+\.encoder_attn\.[kv]_proj"]

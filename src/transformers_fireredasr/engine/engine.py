@@ -48,7 +48,9 @@ class Engine:
     def __init__(self, model, feature_extractor, tokenizer, generate_defaults: Mapping[str, Any] | None = None):
         if not is_fireredasr(model.config):
             raise ValueError(f"not a FireRedASR model (model_type {model.config.model_type!r})")
-        self.model = model.eval()
+        from ..speed_paths import apply_speed_paths
+
+        self.model = apply_speed_paths(model).eval()
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
         self.max_segment_seconds = max_segment_seconds(model.config)
