@@ -239,7 +239,7 @@ def test_an_archive_run_takes_an_original_folder(trained_aed_dir, converted_aed_
     assert json.loads((tmp_path / "run" / "run.json").read_text())["model"] == str(trained_aed_dir.resolve())
 
 
-@pytest.mark.parametrize("kind", ["aed", "llm"])
+@pytest.mark.parametrize("kind", ["aed", "aed2", "llm", "llm2"])
 def test_the_server_takes_an_original_folder(kind, originals, converted, speech, cache):
     openai = pytest.importorskip("openai")
     pytest.importorskip("fastapi")
@@ -258,7 +258,10 @@ def test_the_server_takes_an_original_folder(kind, originals, converted, speech,
         for path in clips:
             with open(path, "rb") as file:
                 texts.append(client.audio.transcriptions.create(file=file, model="original").text)
-        assert server.health()["model_type"] == f"fireredasr_{kind}"
+        assert server.health()["model_type"] == f"fireredasr_{kind.rstrip('2')}"
     assert texts == expected
     (line,) = conversion_lines(server.output)
     assert f"{FAMILIES[kind]} folder {originals[kind].resolve()} into {cache}" in line
+    with ServerProcess(["--model", str(originals[kind]), "--served-model-name", "original"]) as again:
+        assert again.health()["model_type"] == f"fireredasr_{kind.rstrip('2')}"
+    assert not conversion_lines(again.output) and "using the converted copy of" in again.output  # the cache

@@ -47,7 +47,7 @@ def test_an_llm_model_is_served_like_the_pipeline(converted_llm_dir, speech):
         with pytest.raises(openai.BadRequestError) as refused:
             transcribe(clips[1], response_format="verbose_json", timestamp_granularities=["word"])
         assert refused.value.body["param"] == "timestamp_granularities[]"
-        assert "has none" in refused.value.body["message"]
+        assert "has no CTC head" in refused.value.body["message"]
         # Hotwords are matched on the decoded text, as the pipeline matches them (mechanism: a random Qwen2).
         phrase = expected[2][:2]
         hinted = asr(str(clips[2]), return_timestamps=True, hotwords=[phrase])["text"].strip()
@@ -86,5 +86,5 @@ def test_the_server_cuts_where_the_config_says(converted_llm_dir, speech, tmp_pa
             verbose = client.audio.transcriptions.create(
                 file=file, model=MODEL, response_format="verbose_json", extra_body={"segmentation": "fixed"}
             )
-    assert verbose.text == expected["text"]
+    assert verbose.text == expected["text"].strip()  # a lone piece keeps Qwen's leading space in the pipeline's text
     assert [(s.start, s.end) for s in verbose.segments] == [tuple(c["timestamp"]) for c in expected["chunks"]]
