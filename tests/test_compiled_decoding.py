@@ -17,6 +17,7 @@ from transformers_fireredasr import (
     forget_compiled_decoding,
 )
 from transformers_fireredasr.audio_io import load_waveform
+from transformers_fireredasr.transformers_compat import cached_compiled_call
 
 DEMO = demo_model_dir()
 
@@ -63,7 +64,7 @@ def test_compiled_steps_transcribe_like_eager_decoding(demo):
     single = processor([load_waveform(str(CLIPS[0]))], sampling_rate=16000, return_tensors="pt")
     expected, expected_single = generate(model, features), generate(model, single)
     compiled = generate(model, features, **compiled_decoding_kwargs())
-    assert "_compiled_call" in model.__dict__, "the compiled steps were not used"
+    assert cached_compiled_call(model) is not None, "the compiled steps were not used"
     assert torch.equal(compiled, expected)
     assert torch.equal(generate(model, single, **compiled_decoding_kwargs()), expected_single)
     # The other clip alone: the same rows, another length (frozen weights broke on that shape with dynamic shapes).
@@ -71,6 +72,25 @@ def test_compiled_steps_transcribe_like_eager_decoding(demo):
     assert other["input_features"].shape[1] != single["input_features"].shape[1]
     assert torch.equal(generate(model, other, **compiled_decoding_kwargs()), generate(model, other))
     assert all(processor.batch_decode(compiled, skip_special_tokens=True))
+
+
+def test_compiled_steps_on_the_speed_paths_transcribe_like_eager_decoding(demo):
+    """What every entry point compiles: a model whose modules `apply_speed_paths` swapped (they trace their plain
+    path, whose frozen weights Inductor packs itself) gives the token ids of eager decoding."""
+    from transformers import AutoModelForSpeechSeq2Seq
+
+    from transformers_fireredasr import apply_speed_paths
+
+    plain, _, features = demo
+    expected = generate(plain, features)
+    model = apply_speed_paths(AutoModelForSpeechSeq2Seq.from_pretrained(str(DEMO)).eval())
+    try:
+        assert torch.equal(generate(model, features), expected)
+        compiled = generate(model, features, **compiled_decoding_kwargs())
+        assert cached_compiled_call(model) is not None, "the compiled steps were not used"
+        assert torch.equal(compiled, expected)
+    finally:
+        forget_compiled_decoding(model)
 
 
 def test_weights_changed_after_compiling_are_noticed(demo):
@@ -92,7 +112,7 @@ def test_weights_changed_after_compiling_are_noticed(demo):
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             recompiled = generate(model, features, **compiled_decoding_kwargs())
-        assert "_compiled_call" in model.__dict__ and torch.equal(recompiled, changed)
+        assert cached_compiled_call(model) is not None and torch.equal(recompiled, changed)
     finally:
         with torch.no_grad():
             layer.weight.copy_(original)
@@ -115,17 +135,21 @@ def test_the_command_line_takes_compile(monkeypatch, capsys):
     monkeypatch.setattr(
         generation_fireredasr,
         "frozen_call_usable",
-        lambda model, *a: used.append(model.config._attn_implementation) or check(model, *a),
+        lambda model, *a: (
+            used.append((model.config._attn_implementation, type(model.model.decoder.layers[0].fc1).__name__))
+            or check(model, *a)
+        ),
     )
     assert cli.main([*clips, "--no-progress", "--compile"]) == 0
-    assert capsys.readouterr().out == expected and used and set(used) == {"eager"}
+    # Compiled over the speed paths, as every entry point loads a model.
+    assert capsys.readouterr().out == expected and used and set(used) == {("eager", "PrepackedLinear")}
     used.clear()
     # One clip a batch, the first again at the end: shapes A, B, A (frozen compiled steps once kept the first call's
     # cross-attention cache and failed on the return to A).
     fastest = ["--compile", "--quantize", "int8-weight", "--dtype", "bfloat16", "--batch-size", "1"]
     assert cli.main([*clips, clips[0], "--no-progress", *fastest]) == 0
     texts = capsys.readouterr().out.strip().splitlines()
-    assert used and len(texts) == 3 and texts[0] == texts[2]
+    assert set(used) == {("eager", "PrepackedLinear")} and len(texts) == 3 and texts[0] == texts[2]
     assert jiwer.cer(expected.strip().splitlines(), texts[:2]) <= 0.15, (expected, texts)
 
 
@@ -168,3 +192,32 @@ def test_each_call_decodes_its_own_audio(attention):
         forget_compiled_decoding(model)
     for got, expected in zip(compiled, eager, strict=True):
         assert torch.equal(got, expected)
+
+
+def test_transformers_private_attributes_are_reached_only_through_transformers_compat():
+    """`_compiled_call`, `_last_compile_config`, `_compile_all_devices` and `_valid_auto_compile_criteria` are
+    transformers' private names: only `transformers_compat.py` touches them (as attributes or as names given to
+    getattr/delattr), so a rename in transformers is one edit; and its functions do what the package relies on."""
+    import ast
+    from pathlib import Path
+
+    from transformers import CompileConfig
+
+    from transformers_fireredasr import transformers_compat
+
+    private = {"_compiled_call", "_last_compile_config", "_compile_all_devices", "_valid_auto_compile_criteria"}
+    package = Path(transformers_compat.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "transformers_compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "value", None)
+            assert name not in private, f"{path.relative_to(package)}:{node.lineno} touches {name}"
+
+    config = transformers_compat.compile_on_every_device(CompileConfig())
+    assert config._compile_all_devices is True and cpu_compile_config()._compile_all_devices is True
+    holder = torch.nn.Linear(2, 2)
+    holder._compiled_call, holder._last_compile_config = len, config
+    assert transformers_compat.cached_compiled_call(holder) is len
+    transformers_compat.drop_compiled_call(holder)
+    assert transformers_compat.cached_compiled_call(holder) is None and not hasattr(holder, "_last_compile_config")

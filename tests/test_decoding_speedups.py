@@ -11,6 +11,11 @@ from tests.test_aed_parity import PUBLISHED, load, token_ids, transcribe
 from transformers_fireredasr import FireRedAedForConditionalGeneration
 from transformers_fireredasr.generation_fireredasr import original_beam_search
 from transformers_fireredasr.modeling_conformer import encode_in_length_batches, encoder_frame_mask
+from transformers_fireredasr.transformers_compat import (
+    cached_compiled_call,
+    compile_on_every_device,
+    drop_compiled_call,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +52,16 @@ def test_static_cache_in_transformers_searches(fixture, request, speech):
 
 def test_compiled_steps_match_eager_steps(untrained, speech):
     """With a static cache every step after the first runs through `get_compiled_call` (fullgraph: no graph
-    break), and the transcripts are those of uncompiled decoding. On CPU compiling needs `_compile_all_devices`;
+    break), and the transcripts are those of uncompiled decoding. On CPU compiling needs `compile_on_every_device`;
     on an accelerator it is automatic, as in transformers' `generate`."""
     model, processor = untrained
     batch = [speech[1], speech[-1], speech[6]]
     compile_config = CompileConfig(fullgraph=True, mode="default")
-    compile_config._compile_all_devices = True
+    compile_on_every_device(compile_config)
     expected, _ = transcribe(model, processor, batch)
-    model.__dict__.pop("_compiled_call", None)
+    drop_compiled_call(model)
     compiled, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
-    assert "_compiled_call" in model.__dict__, "the compiled forward was not used"
+    assert cached_compiled_call(model) is not None, "the compiled forward was not used"
     assert torch.equal(expected, compiled)
     again, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
     assert torch.equal(expected, again)
@@ -180,8 +185,8 @@ def test_compiled_steps_compile_once(untrained, speech):
         return graph_module.forward
 
     compile_config = CompileConfig(fullgraph=True, dynamic=False, backend=recording_backend, mode=None)
-    compile_config._compile_all_devices = True
-    model.__dict__.pop("_compiled_call", None)
+    compile_on_every_device(compile_config)
+    drop_compiled_call(model)
     expected, _ = transcribe(model, processor, batch)
     first, _ = transcribe(model, processor, batch, cache_implementation="static", compile_config=compile_config)
     assert len(graphs) == 1

@@ -12,11 +12,10 @@ through `torch.compile` with two Inductor settings that pay on the CPU:
   does that only for fp32, `cpu_linear.py`) and fuses the small operations of a step around;
 - `max_autotune` with its C++ GEMM templates: for `int8-weight`'s int8 weights it picks Inductor's weight-only int8
   kernel, which reads them faster than torch's `_weight_int8pack_mm` at three beam rows.
-With eager attention (`compiled_decoding_load_kwargs`), which Inductor fuses into the step, a decoding step at AED-L
-(beam 3, 2 threads) takes about 21 ms in int8-weight + bf16, against 51 ms eagerly: RTF 0.26 for a 10 s utterance,
-15x the original (benchmarks/RESULTS.md, issue #19). Compiling keeps each mode's accuracy: fp32 every transcript of
-the demo, int8-weight + bf16 98.3 % of them (CER 0.23 % against fp32). On a GPU the static cache alone is asked for:
-transformers then compiles the steps itself, with CUDA graphs.
+With eager attention (`compiled_decoding_load_kwargs`), which Inductor fuses into the step, this is the fastest CPU
+mode (benchmarks/RESULTS.md has the figures). Compiling keeps each mode's accuracy: fp32 transcripts are those of
+eager decoding. On a GPU the static cache alone is asked for: transformers then compiles the steps itself, with CUDA
+graphs. The modules that `speed_paths.apply_speed_paths` swapped in trace their plain path under `torch.compile`.
 
 Freezing turns every tensor of a static cache (marked a static address) into part of the compiled code. What a step
 only reads becomes a constant, which Inductor may fold further (eager attention's transposed keys): a static
@@ -26,11 +25,16 @@ self-attention cache, which the steps write, stays static; its buffers are part 
 `kept_static_cache` keeps one per compiled shape and refills it.
 
 Why by hand: transformers compiles `generate`'s steps only on accelerators. On the CPU only its testing switch
-`CompileConfig._compile_all_devices` turns that on, and its default mode (`reduce-overhead`, CUDA graphs) does
-nothing there; this module is the one place that sets it. torch.compile also ignores `freezing` passed as an
-option, so the steps run inside `torch._inductor.config.patch(...)` (`with_inductor_options`).
+`CompileConfig._compile_all_devices` turns that on (set by `transformers_compat.compile_on_every_device`, like every
+private transformers attribute this package touches), and its default mode (`reduce-overhead`, CUDA graphs) does
+nothing there. torch.compile also ignores `freezing` passed as an option, so the steps run inside
+`torch._inductor.config.patch(...)` (`with_inductor_options`).
 
-Costs, all paid by the first call: compiling takes about 1.5 minutes at AED-L on 2 cores (a few seconds for the
+What is kept on the model, and why there: the static caches of compiled shapes (`_fireredasr_static_caches`) and the
+fingerprint of the weights a frozen compile was made from (`_fireredasr_frozen_weights`), as transformers keeps its
+compiled forward on the model: they live exactly as long as the model, whose compiled steps refer to them.
+
+Costs, all paid by the first call: compiling takes minutes at the published sizes on a few cores (seconds for the
 bundled demo), and every new shape (another batch size or encoder length) compiles again, up to torch's recompile
 limit (`torch._dynamo.config.recompile_limit`, 8), after which the steps of further shapes run eagerly
 (`with_inductor_options`). So it pays for many utterances of few shapes (fixed-length chunks, a benchmark), not yet
@@ -48,7 +52,12 @@ from collections.abc import Callable
 import torch
 from transformers import CompileConfig
 
-from .transformers_compat import dynamo_recompile_limit, speed_path_unavailable
+from .transformers_compat import (
+    compile_on_every_device,
+    drop_compiled_call,
+    dynamo_recompile_limit,
+    speed_path_unavailable,
+)
 
 # Compiled step functions whose compiling failed with this torch: their steps run eagerly.
 _FAILED_COMPILES: weakref.WeakSet = weakref.WeakSet()
@@ -61,16 +70,13 @@ def cpu_compile_config() -> CompileConfig:
     # Static shapes: with frozen int8 weights, torch 2.13's shape-generic recompile fails on the next shape change
     # (a stride assertion in the compiled code), so every new shape compiles for itself.
     config = CompileConfig(fullgraph=True, dynamic=False, mode=None, options=dict(INDUCTOR_OPTIONS))
-    # transformers' own switch for compiling outside accelerators (generation/configuration_utils.py).
-    config._compile_all_devices = True
-    return config
+    return compile_on_every_device(config)  # transformers compiles the steps by itself only on accelerators
 
 
 def compiled_decoding_load_kwargs(device: str | torch.device = "cpu") -> dict:
     """`from_pretrained()` keywords for a model whose decoding steps will be compiled on `device`: eager attention on
     the CPU. Inductor fuses its products and softmax into the step, while SDPA's CPU kernel (a call Inductor leaves
-    alone) is slow for the few query rows of a decoding step: at AED-L in int8-weight + bf16 a step takes about 21
-    instead of 26 ms (benchmarks/RESULTS.md)."""
+    alone) is slow for the few query rows of a decoding step (benchmarks/RESULTS.md)."""
     return {"attn_implementation": "eager"} if torch.device(device).type == "cpu" else {}
 
 
@@ -178,9 +184,9 @@ def kept_static_cache(model: torch.nn.Module, key: tuple, build: Callable[[], ob
 def forget_compiled_decoding(model: torch.nn.Module) -> None:
     """Drops the model's compiled decoding steps so that the next `generate` compiles its current weights. It calls
     `torch._dynamo.reset()`, which clears every compiled function of the process."""
-    for name in ("_compiled_call", "_last_compile_config", "_fireredasr_frozen_weights", "_fireredasr_static_caches"):
-        if hasattr(model, name):
-            delattr(model, name)
+    drop_compiled_call(model)
+    for name in ("_fireredasr_frozen_weights", "_fireredasr_static_caches"):
+        model.__dict__.pop(name, None)
     torch._dynamo.reset()
 
 

@@ -54,7 +54,7 @@ from .modeling_conformer import (
     encode_in_length_batches,
     encoder_frame_mask,
 )
-from .transformers_compat import cache_kwarg
+from .transformers_compat import auto_compile_allowed
 
 FIREREDASR_GENERATION_DEFAULTS = {
     "original_beam_search": True,
@@ -405,7 +405,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
         `cache_implementation="static"` preallocates the self-attention cache for `max_steps` tokens (and the
         cross-attention cache for `frames`), so every step after the first has the same shapes; the steps then run
         through `get_compiled_call(compile_config)` (CUDA graphs with the default `reduce-overhead` mode) on an
-        accelerator, or anywhere with `CompileConfig(...)._compile_all_devices = True`, unless `disable_compile`.
+        accelerator, or anywhere with `transformers_compat.compile_on_every_device(config)`, unless `disable_compile`.
         """
         if generation_config.cache_implementation not in (None, "dynamic", "static"):
             raise ValueError(
@@ -434,7 +434,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 ),
                 every_shape=False,
             )
-        if not self._valid_auto_compile_criteria(cache_kwarg(cache), generation_config):
+        if not auto_compile_allowed(self, cache, generation_config):
             return cache, None
         compiled = self.get_compiled_call(compile_config)
         if not freezes_weights(compile_config):

@@ -102,6 +102,39 @@ def speed_path_unavailable(feature: str, why: str = "") -> None:
     warnings.warn(f"speed path {feature!r} is unavailable ({reason}): {_FALLBACKS[feature]}", stacklevel=3)
 
 
+# transformers' private attributes and methods for compiled decoding steps. Each is reached through one function
+# here, so that a rename in transformers is one edit, and each says the release that lets it go.
+
+
+def compile_on_every_device(compile_config: Any) -> Any:
+    """`compile_config` (a `CompileConfig`) with transformers' switch that lets `generate` compile its decoding steps
+    outside accelerators set (`CompileConfig._compile_all_devices`, a testing switch that `_valid_auto_compile_criteria`
+    reads); returns it. No release lets it go yet: `CompileConfig` has no public option for the CPU."""
+    compile_config._compile_all_devices = True
+    return compile_config
+
+
+def auto_compile_allowed(model: Any, cache: Any, generation_config: Any) -> bool:
+    """Whether transformers' own rules let `generate` compile `model`'s decoding steps on `cache` (device, cache kind,
+    quantizer, offloading, `disable_compile`): `GenerationMixin._valid_auto_compile_criteria`. No release lets it go
+    yet: transformers has no public form of that check, and a model with its own decoding loop must follow it."""
+    return model._valid_auto_compile_criteria(cache_kwarg(cache), generation_config)
+
+
+def cached_compiled_call(model: Any) -> Callable | None:
+    """The compiled forward that `PreTrainedModel.get_compiled_call` keeps on `model` (`_compiled_call`), or None.
+    No release lets it go yet: transformers keeps it privately, with no public accessor."""
+    return model.__dict__.get("_compiled_call")
+
+
+def drop_compiled_call(model: Any) -> None:
+    """Makes `PreTrainedModel.get_compiled_call` compile `model`'s forward afresh on its next call, by deleting what it
+    keeps (`_compiled_call`, `_last_compile_config`). No release lets it go yet: transformers recompiles only for
+    another `CompileConfig` and offers no public reset."""
+    for name in ("_compiled_call", "_last_compile_config"):
+        model.__dict__.pop(name, None)
+
+
 def dynamo_recompile_limit() -> int:
     """How many shapes torch compiles a function for (`torch._dynamo.config.recompile_limit`, 8 by default). Read
     defensively: in torch 2.15 a process that set and restored it (as `monkeypatch.setattr` does) found it hidden, and
@@ -141,7 +174,11 @@ __all__ = [
     "CACHE_NAME",
     "TRANSFORMERS_VERSION",
     "accepts_legacy_cache_name",
+    "auto_compile_allowed",
     "cache_kwarg",
+    "cached_compiled_call",
+    "compile_on_every_device",
+    "drop_compiled_call",
     "dynamo_recompile_limit",
     "output_cache",
     "peft_probing_checkpointing",
