@@ -275,8 +275,29 @@ def make_audio(folder: Path, names: list[str], speech) -> None:
             wav.unlink()
 
 
+# What every block runs with; read at import time (threads, offline switches), so the forking parent starts with it.
+BLOCK_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def forked(tmp_path_factory):
+    """Runs each block in a process of its own, forked from one that imported torch and transformers once."""
+    from tests.forked_scripts import ForkedScripts
+
+    runner = ForkedScripts({**os.environ, **BLOCK_ENV, "HF_HOME": str(tmp_path_factory.mktemp("hf_home"))})
+    yield runner
+    runner.close()
+
+
 @pytest.mark.parametrize(("name", "block"), block_params())
-def test_python_block_runs(name, block, request, speech, tmp_path):
+def test_python_block_runs(name, block, request, speech, tmp_path, forked):
     code = block["code"]
     folder = tmp_path / "run"
     folder.mkdir()
@@ -291,19 +312,7 @@ def test_python_block_runs(name, block, request, speech, tmp_path):
     make_audio(folder, sorted(set(AUDIO_NAME.findall(code))), speech)
     script = folder / "block.py"
     script.write_text(code, encoding="utf-8")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf_home"),
-    }
-    result = subprocess.run(
-        [sys.executable, script.name], cwd=folder, env=env, capture_output=True, text=True, timeout=900
-    )
+    result = forked.run(script, folder, {**forked.env, "HF_HOME": str(tmp_path / "hf_home")}, timeout=900)
     assert result.returncode == 0, (
         f"{DOC_FILES[name].name} line {block['line']} failed (exit {result.returncode}):\n--- code ---\n{code}"
         f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-5000:]}"
