@@ -117,6 +117,26 @@ def test_word_timestamps_are_the_pipelines_and_keep_the_pauses(client, clips, as
         assert first - last >= 0.8, (before.text, after.text, last, first)
 
 
+def test_text_segments_and_words_are_one_engine_calls(client, clips):
+    """The server's answer is the engine's result for the same audio and options (every request is cut at pauses,
+    `request_options`): the same text, the same pieces, the same timed words."""
+    from transformers_fireredasr.engine import Engine
+    from transformers_fireredasr.serving.transcriber import request_options
+
+    engine = Engine.from_pretrained(str(DEMO), {"device": "cpu"})
+    expected = engine.transcribe(str(clips.long_path), request_options(timestamps="word"))
+    verbose = transcribe(
+        client, clips.long_path, response_format="verbose_json", timestamp_granularities=["word", "segment"]
+    )
+    assert verbose.text == expected["text"]
+    assert [(s.start, s.end, s.text) for s in verbose.segments] == [
+        (*piece["timestamp"], piece["text"]) for piece in expected["segments"]
+    ]
+    assert [(w.word, w.start, w.end, w.model_extra["confidence"]) for w in verbose.words] == [
+        (word["text"], *word["timestamp"], word["confidence"]) for word in expected["chunks"]
+    ]
+
+
 def test_hotwords_fix_a_listed_phrase(client, asr):
     """The demo says 时人目飞快网产 for this clip of 时人目飞快望产; told 快望产 it gets it right, as the pipeline does."""
     clip = Path(__file__).resolve().parents[1] / "examples/audio/held_out_1.wav"
