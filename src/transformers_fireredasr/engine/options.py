@@ -68,13 +68,6 @@ class _FromMapping:
                 raise _unknown(name, known, cls.KIND)
         return cls(**values)
 
-    def to_mapping(self) -> dict[str, Any]:
-        """The options as plain values (hotwords as `[phrase, score]` pairs), for settings files and records."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        if "hotwords" in values:
-            values["hotwords"] = [[hotword.phrase, hotword.score] for hotword in values["hotwords"]]
-        return values
-
 
 @dataclass(frozen=True)
 class LoadOptions(_FromMapping):
