@@ -84,7 +84,10 @@ def load(folder: str, mode: str):
     compiled = "compiled" in switches
     if compiled:  # as `--compile` loads it: eager attention on the CPU
         kwargs.update(compiled_decoding_load_kwargs())
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, **kwargs)
+    from transformers_fireredasr.speed_paths import apply_speed_paths
+
+    # The speed paths every entry point applies (the engine's), so the timings are a user's.
+    model = apply_speed_paths(AutoModelForSpeechSeq2Seq.from_pretrained(folder, **kwargs))
     return model.eval(), (compiled_decoding_kwargs() if compiled else {})
 
 

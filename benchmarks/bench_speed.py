@@ -118,7 +118,10 @@ def build_models(options) -> tuple[torch.nn.Module, torch.nn.Module, argparse.Na
     ours.to(device=options.device, dtype=getattr(torch, getattr(options, "ours_dtype", None) or options.dtype))
     if getattr(options, "quantize", None):
         ours = quantized(ours, options.quantize)
-    return reference, ours, args, label
+    from transformers_fireredasr.speed_paths import apply_speed_paths
+
+    # What every entry point runs (the engine applies them): the CPU kernels swapped into the loaded model.
+    return reference, apply_speed_paths(ours), args, label
 
 
 def quantized(model: torch.nn.Module, mode: str) -> torch.nn.Module:

@@ -183,6 +183,9 @@ def build_ours(options, reference, tokenizer_dir: Path):
     if state or unexpected:
         raise RuntimeError(f"weights do not fit our model: missing {list(state)[:3]}, unexpected {unexpected[:3]}")
     model.generation_config = llm_generation_config(text_config)
+    from transformers_fireredasr.speed_paths import apply_speed_paths
+
+    model = apply_speed_paths(model)  # what every entry point runs (the engine applies them)
     return model.eval()
 
 

@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers_fireredasr import FireRedAedForConditionalGeneration, FireRedAsrProcessor, demo_model_dir
 
     model_dir = options.model or str(demo_model_dir())
-    model = FireRedAedForConditionalGeneration.from_pretrained(model_dir).eval()
+    from transformers_fireredasr.speed_paths import apply_speed_paths
+
+    model = apply_speed_paths(FireRedAedForConditionalGeneration.from_pretrained(model_dir).eval())
     processor = FireRedAsrProcessor.from_pretrained(model_dir)
     if model.ctc_head is None:
         print(f"error: {model_dir} has no CTC head; word timestamps need one", file=sys.stderr)
