@@ -20,9 +20,12 @@ def bench_precision():
 def test_tiny_run_compares_every_mode_with_fp32(bench_precision, tmp_path):
     pytest.importorskip("torchao")
     out = tmp_path / "precision.json"
-    assert bench_precision.main(["--utterances", "4", "--json", str(out)]) == 0
+    # Every mode but the fastest CPU mode, whose compile is the run's longest step and whose decoding
+    # test_compiled_decoding checks (`--compile --quantize int8-weight --dtype bfloat16`); its loading is checked below.
+    modes = [mode for mode in bench_precision.MODES if mode != "int8-weight+bfloat16+compiled"]
+    assert bench_precision.main(["--utterances", "4", "--json", str(out), "--modes", *modes]) == 0
     rows = {row["mode"]: row for row in json.loads(out.read_text())["rows"]}
-    assert list(rows) == bench_precision.MODES and "int8-weight+bfloat16+compiled" in rows
+    assert list(rows) == modes and "float32+compiled" in rows
     assert rows["float32"]["identical to fp32"] == 1.0 and rows["float32"]["CER vs fp32"] == 0.0
     assert rows["float32+compiled"]["identical to fp32"] == 1.0  # compiling changes no fp32 transcript
     assert rows["float32"]["CER vs reference"] < 0.5  # the demo knows these characters
