@@ -1,9 +1,9 @@
-"""The layers (entry points -> engine -> models) are contracts that `lint-imports` checks (`.importlinter`): they hold
-for the package, an upward import or an import circle breaks them, and no module of the package escapes them."""
+"""The layers (entry points -> engine -> models) are contracts that `lint-imports` checks (`[tool.importlinter]` in
+pyproject.toml): they hold for the package, an upward import or an import circle breaks them, and no module of the
+package escapes them."""
 
 from __future__ import annotations
 
-import configparser
 import os
 import shutil
 import subprocess
@@ -22,7 +22,7 @@ GLUE = {"__init__", "_torchao_notices", "registration"}
 def lint(source_root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(source_root)}
     return subprocess.run(
-        [LINT, "--config", str(REPO / ".importlinter"), "--no-cache"],
+        [LINT, "--config", str(REPO / "pyproject.toml"), "--no-cache"],
         cwd=source_root,
         env=env,
         capture_output=True,
@@ -73,11 +73,14 @@ def test_an_import_circle_breaks_them(tmp_path):
 
 
 def test_every_module_is_in_a_contract():
-    config = configparser.ConfigParser()
-    config.read(REPO / ".importlinter")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: tomllib came with 3.11
+        tomllib = pytest.importorskip("tomli")
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     named = " ".join(
-        config[section].get(key, "")
-        for section in config.sections()
+        " ".join(contract.get(key, []))
+        for contract in contracts
         for key in ("layers", "source_modules", "forbidden_modules")
     )
     listed = {
@@ -86,4 +89,4 @@ def test_every_module_is_in_a_contract():
     modules = {path.stem for path in PACKAGE.glob("*.py")} | {
         path.parent.name for path in PACKAGE.glob("*/__init__.py")
     }
-    assert modules - listed - GLUE == set(), "add these modules to a layer in .importlinter"
+    assert modules - listed - GLUE == set(), "add these modules to a contract in pyproject.toml's [tool.importlinter]"
