@@ -98,27 +98,32 @@ def read_hotwords_file(path: str | Path, default_score: float = DEFAULT_HOTWORD_
     return parse_hotword_lines(Path(path).read_text(encoding="utf-8").splitlines(), str(path), default_score)
 
 
-def parse_hotword_lines(
-    lines: Iterable[str], source: str, default_score: float = DEFAULT_HOTWORD_SCORE
-) -> list[Hotword]:
-    """The hotword-file format (one phrase a line, optional `:score`, blank lines skipped) from any lines: a file's,
-    or a server form's; errors name `source` and the line."""
-    entries = []
+def hotword_entries(lines: Iterable[str], source: str) -> list[str | tuple[str, float]]:
+    """The hotword-file format (one phrase a line, optional `:score`, blank lines skipped) as `parse_hotwords`
+    entries: a phrase, or `(phrase, score)` where the line gives one; errors name `source` and the line."""
+    entries: list[str | tuple[str, float]] = []
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
             continue
-        phrase, score = line, default_score
         head, colon, tail = line.rpartition(":")
-        if colon:
-            try:
-                phrase, score = head.strip(), float(tail)
-            except ValueError:
-                raise ValueError(f"{source}:{number}: the score after ':' must be a number, got {tail!r}") from None
-        entries.append((phrase, score))
+        if not colon:
+            entries.append(line)
+            continue
+        try:
+            entries.append((head.strip(), float(tail)))
+        except ValueError:
+            raise ValueError(f"{source}:{number}: the score after ':' must be a number, got {tail!r}") from None
     if not entries:
         raise ValueError(f"{source}: no hotwords (every line is blank)")
-    return parse_hotwords(entries, default_score)
+    return entries
+
+
+def parse_hotword_lines(
+    lines: Iterable[str], source: str, default_score: float = DEFAULT_HOTWORD_SCORE
+) -> list[Hotword]:
+    """`hotword_entries` parsed, with `default_score` for phrases given without one."""
+    return parse_hotwords(hotword_entries(lines, source), default_score)
 
 
 class PhraseTrie:
@@ -449,6 +454,7 @@ __all__ = [
     "PhraseTrie",
     "SurfaceHotwordLogitsProcessor",
     "character_tries",
+    "hotword_entries",
     "hotword_lists",
     "hotwords_given",
     "model_tokenizer",

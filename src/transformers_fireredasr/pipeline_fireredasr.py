@@ -89,16 +89,18 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "hotword_score": hotword_score,
         }
         values = {name: value for name, value in values.items() if value is not None}
-        self._options(values)  # checked now; each step builds them again from the values transformers merged
-        # (the constructor's, then the call's), so that a constructor default works like the call argument
+        self._options(values, check=True)  # checked now; each step builds them again from the values transformers
+        # merged (the constructor's, then the call's), so that a constructor default works like the call argument
         for params in (preprocess_params, forward_params, postprocess_params):
             params.update(values)
         return preprocess_params, forward_params, postprocess_params
 
-    def _options(self, values: dict) -> TranscribeOptions:
+    def _options(self, values: dict, check: bool = False) -> TranscribeOptions:
+        """The options of `values`; with `check`, also checked against the model (once per call, not per step)."""
         try:
             options = TranscribeOptions(**values)
-            self.engine.check(options)
+            if check:
+                self.engine.check(options)
         except OptionError as error:
             raise _pipeline_error(error) from None
         return options

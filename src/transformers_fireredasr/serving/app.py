@@ -27,10 +27,10 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from ..engine import Engine, OptionError, Prepared, SegmentResult, TranscribeOptions, join_segment_texts
+from ..engine import Engine, OptionError, Prepared, SegmentResult, join_segment_texts
 from ..engine.assemble import pieces
 from ..formats import to_srt, to_text, to_vtt
-from ..hotwords import DEFAULT_HOTWORD_SCORE, parse_hotword_lines
+from ..hotwords import hotword_entries
 from .admission import AdmissionGate, QueueFull, Ticket
 from .batcher import BatcherStopped, DynamicBatcher
 from .openai_schema import (
@@ -108,13 +108,10 @@ def _decode_options(form: TranscriptionForm, engine: Engine):
     """The request's options, checked by the engine against the model (a 400 naming the field otherwise)."""
     values = {name: getattr(form, name) for name in ENGINE_FIELDS if getattr(form, name) is not None}
     try:
-        if form.hotword_score is not None and form.hotwords:
-            TranscribeOptions(hotwords=("-",), hotword_score=form.hotword_score)  # the score checked before it is used
-        if form.hotwords:
+        if form.hotwords:  # the phrases as given; the options add hotword_score to those without a score
             lines = [line for value in form.hotwords for line in value.splitlines()]
-            score = DEFAULT_HOTWORD_SCORE if form.hotword_score is None else form.hotword_score
             try:
-                values["hotwords"] = tuple(parse_hotword_lines(lines, "hotwords", score))
+                values["hotwords"] = tuple(hotword_entries(lines, "hotwords"))
             except ValueError as error:
                 raise OptionError(f"hotwords: {error}", "hotwords") from None
         if form.hotword_score is not None:
