@@ -53,11 +53,10 @@ def generate_kwargs(options: TranscribeOptions, tokenizer, defaults: Mapping[str
         kwargs.update(do_sample=True, temperature=options.temperature, num_beams=1)
     if options.hotwords:
         kwargs["hotwords"] = list(options.hotwords)
-        kwargs["tokenizer"] = tokenizer  # phrases are spelled in the model's own tokens
     if options.word_times:
         kwargs["output_ctc_log_probs"] = True
     kwargs.update(options.generate_kwargs)
-    if kwargs.get("hotwords"):
+    if kwargs.get("hotwords"):  # phrases are spelled in the model's own tokens
         kwargs.setdefault("tokenizer", tokenizer)
     kwargs.update(return_dict_in_generate=True, output_scores=True)
     return kwargs
@@ -103,10 +102,13 @@ def decode_segments(
             row_probabilities = [
                 p for p, token in zip(steps, outputs, strict=True) if token != pad and not math.isnan(p)
             ]
+        positions = shown_positions(tokenizer, generated)
         words, aligned = None, True
         if options.word_times:
-            words, aligned = _timed_words(model, tokenizer, output, row, generated, probabilities, segment, options)
-        shown = [generated[p] for p in shown_positions(tokenizer, generated)]
+            words, aligned = _timed_words(
+                model, tokenizer, output, row, generated, positions, probabilities, segment, options
+            )
+        shown = [generated[p] for p in positions]
         results.append(
             SegmentResult(transcript_text(tokenizer, model.config, ids), shown, row_probabilities, words, aligned)
         )
@@ -129,9 +131,11 @@ def _token_probabilities(model, output) -> torch.Tensor | None:
     return torch.where(torch.isfinite(steps), steps.exp(), float("nan"))
 
 
-def _timed_words(model, tokenizer, output, row, generated, probabilities, segment, options) -> tuple[list[dict], bool]:
-    """One segment's timed words (or tokens), in seconds from the start of its input."""
-    positions = shown_positions(tokenizer, generated)
+def _timed_words(
+    model, tokenizer, output, row, generated, positions, probabilities, segment, options
+) -> tuple[list[dict], bool]:
+    """One segment's timed words (or tokens), in seconds from the start of its input; `positions` are those of the
+    shown tokens in `generated`."""
     shown = [generated[p] for p in positions]
     frames = int(output.encoder_attention_mask[row].sum())
     spans, aligned = align_shown_tokens(output.ctc_log_probs[row], frames, shown, model.config.blank_token_id)

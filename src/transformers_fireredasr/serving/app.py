@@ -126,11 +126,6 @@ def _decode_options(form: TranscriptionForm, engine: Engine):
     return options
 
 
-def _chunks(prepared: Prepared, results: list[SegmentResult]) -> list[dict]:
-    """Segments with text in the pipeline's chunk format, for the subtitle writers."""
-    return pieces(prepared, results)
-
-
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
@@ -179,9 +174,9 @@ def _render(form: TranscriptionForm, prepared: Prepared, results: list[SegmentRe
     if form.response_format == "text":
         return PlainTextResponse(to_text(join_texts(results)))
     if form.response_format == "srt":
-        return PlainTextResponse(to_srt(_chunks(prepared, results)))
+        return PlainTextResponse(to_srt(pieces(prepared, results)))
     if form.response_format == "vtt":
-        return PlainTextResponse(to_vtt(_chunks(prepared, results)), media_type="text/vtt")
+        return PlainTextResponse(to_vtt(pieces(prepared, results)), media_type="text/vtt")
     return JSONResponse(_verbose(form, prepared, results).model_dump(exclude_none=True))
 
 
