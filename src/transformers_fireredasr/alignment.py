@@ -55,8 +55,8 @@ def forced_align(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0)
     states = np.full(2 * len(tokens) + 1, blank, dtype=np.int64)
     states[1::2] = tokens
     num_states = len(states)
-    # The recursion runs in numpy, not torch: it is a few tiny element-wise ops per frame, where torch's per-op
-    # dispatch cost (about 4 us) made the alignment most of the timestamp pass.
+    # The recursion runs in numpy, not torch: it is a few tiny element-wise ops per frame, where torch's fixed cost
+    # per operator call outweighs the arithmetic and made the alignment most of the timestamp pass.
     emit = log_probs.detach().float().cpu().numpy()[:, states]  # (frames, states)
     # A token state may be entered from two back (skipping the blank between) unless that is the same token.
     skip_penalty = np.full(num_states, -np.inf, dtype=np.float32)

@@ -94,8 +94,8 @@ def decode_bytes(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "a
 
 def _plain_wav_samples(data: bytes, sampling_rate: int) -> np.ndarray | None:
     """The samples of a 16-bit PCM mono wav already at `sampling_rate`, read with the stdlib; None for any other
-    file. Starting ffmpeg costs about 50 ms of CPU per file, more than the rest of a short upload's work in the
-    server; for this format ffmpeg would only scale the samples by 2^-15, which this does bit for bit."""
+    file. Starting an ffmpeg process per file costs more CPU than the rest of a short upload's work in the server;
+    for this format ffmpeg would only scale the samples by 2^-15, which this does bit for bit."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     try:

@@ -317,7 +317,7 @@ def original_beam_search(
             new_scores = torch.where(all_frozen, 0.0, new_scores)
             token_scores = torch.cat((token_scores[source_rows], new_scores), dim=1)
         # Beams only move within their utterance, whose rows share one encoder output: the cross-attention cache
-        # needs no reordering (copying it every step cost 6-17% of decoding time on CPU, benchmarks/RESULTS.md).
+        # needs no reordering (copying it every step was a visible share of CPU decoding time, benchmarks/RESULTS.md).
         if beams > 1:  # greedy rows never move
             reorder_self_attention_cache(cache, source_rows, filled=step + 1)
         row_limit = row_limit[source_rows]

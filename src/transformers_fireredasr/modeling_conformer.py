@@ -92,7 +92,7 @@ def check_input_features(input_features: torch.Tensor, num_mel_bins: int) -> Non
 
 
 class FireRedConformerSubsampling(nn.Module):
-    """Two 3x3 stride-2 convolutions with ReLU, then a projection to the model width (4x fewer frames)."""
+    """Two 3x3 stride-2 convolutions with ReLU, then a projection to the model width (a quarter of the frames)."""
 
     # Frames of right padding the original appends before subsampling (3 left + 1 + 3 right context, minus one).
     right_context = 6
@@ -275,7 +275,7 @@ def init_conv_like_torch(module: nn.Conv1d | nn.Conv2d) -> None:
     """PyTorch's default convolution init (Kaiming-uniform, a=sqrt(5); bias U(+-1/sqrt(fan_in))).
 
     Diverges from transformers' usual N(0, initializer_range) on purpose: the original was trained from PyTorch's
-    defaults, and the 1-input-channel subsampling convolution (fan-in 9) at std 0.02 shrinks the audio ~100x, so a
+    defaults, and the 1-input-channel subsampling convolution (fan-in 9) at std 0.02 shrinks the audio by orders of magnitude, so a
     model trained from scratch learns to ignore it.
     """
     fan_in = module.weight[0].numel()

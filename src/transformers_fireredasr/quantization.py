@@ -53,9 +53,9 @@ QUANTIZE_MODES: dict[str, str | dict[str, str]] = {
 # (and the CTC head on its output) reads each once per utterance, over hundreds of frames, and is compute-bound:
 # int8 weights would only add their conversion there. So `int8-weight` keeps them float (and prepacked once the
 # speed paths are applied). The same holds for the decoder's cross-attention key and value projections: they run once
-# per utterance, on the encoder's frames (at AED-L the int8 kernel took 5.4 ms per such product against 2 ms in bf16). transformers matches these
-# `modules_to_not_convert` patterns against parameter names, as regular expressions from the start up to a module
-# boundary (a suffix would have to name the parameter too).
+# per utterance, on the encoder's frames, a many-row product where the int8 kernel is slower than bf16's (see
+# benchmarks/RESULTS.md). transformers matches these `modules_to_not_convert` patterns against parameter names, as
+# regular expressions from the start up to a module boundary (a suffix would have to name the parameter too).
 CROSS_ATTENTION_KV = [r"model\.decoder\.layers\.\d+\.encoder_attn\.[kv]_proj"]
 KEPT_FLOAT = {
     "int8-weight": ["model.encoder", "ctc_head", *CROSS_ATTENTION_KV],

@@ -11,8 +11,8 @@ FireRedASR2-LLM (the same code) is told apart by its `asr_encoder.pth.tar`, whic
 weights then all come from `model.pth.tar`. It gets the FireRedASR2-LLM card and its 40 s input limit
 (`max_segment_seconds`); upstream runs it in bfloat16 (`--dtype bfloat16` converts the weights to it).
 
-Tensors are streamed one at a time into size-bounded safetensors shards, so a 7B model converts within the RAM of
-a 32 GB machine.
+Tensors are streamed one at a time into size-bounded safetensors shards, so memory holds the shard being written
+(and `model.pth.tar`'s encoder, projector and LoRA tensors), never the whole language model.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# The original's limits where a config does not state `max_segment_seconds` (converted before it existed).
+# The longest audio each variant decodes at once comes from its config's `max_segment_seconds`; these are the
+# original's limits for a config that does not state one (converted before it existed): FireRedASR-AED and
+# FireRedASR2-AED 60 s, FireRedASR-LLM 30 s. FireRedASR2-LLM's 40 s is written into its config by the converter
+# (`conversion/llm.py`), so it never falls back on the LLM's 30 s here.
 MAX_SEGMENT_SECONDS = {"fireredasr_aed": 60.0, "fireredasr_llm": 30.0}
 # Segments shorter than this (a sliver left by fixed-size chunking) carry no speech worth decoding.
 MIN_SEGMENT_SECONDS = 0.1
