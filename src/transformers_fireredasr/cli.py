@@ -34,7 +34,8 @@ def read_audio(path: str) -> np.ndarray:
     return decode_file(path, SAMPLING_RATE)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (`parse_args` parses and checks them; `build_parser().format_help()` is `--help`)."""
     parser = argparse.ArgumentParser(
         prog="fireredasr-transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -43,7 +44,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--model",
         help="model folder or Hub id, converted or the original release (default: the bundled demo model)",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default 8)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="segments decoded together (default 8); float32 transcripts are the same at any batch size, "
+        "float16/bfloat16 ones may differ",
+    )
     add_load_arguments(parser)
     add_transcribe_arguments(parser)
     parser.add_argument(
@@ -68,6 +75,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_run_arguments(parser)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     options = parser.parse_args(argv)
     check_run_arguments(parser, options)
     if options.batch_size < 1:

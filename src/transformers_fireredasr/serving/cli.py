@@ -18,7 +18,8 @@ from ..flags import add_load_arguments, load_options
 API_KEY_VARIABLE = "FIREREDASR_API_KEY"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (`parse_args` parses and checks them; `build_parser().format_help()` is `--help`)."""
     parser = argparse.ArgumentParser(prog="fireredasr-serve", description=__doc__)
     parser.add_argument(
         "--model",
@@ -35,7 +36,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"require `Authorization: Bearer KEY` ({API_KEY_VARIABLE})",
     )
     parser.add_argument(
-        "--max-batch-size", type=int, default=8, help="segments per generate call; 1 turns batching off"
+        "--max-batch-size",
+        type=int,
+        default=8,
+        help="segments per generate call; 1 turns batching off (float32 transcripts are the same batched or not; "
+        "float16/bfloat16 ones may differ)",
     )
     parser.add_argument(
         "--max-wait-ms", type=float, default=10.0, help="longest a segment waits for others to join it"
@@ -47,6 +52,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     add_load_arguments(parser)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     options = parser.parse_args(argv)
     try:
         options.load = load_options(options)
