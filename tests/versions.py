@@ -1,11 +1,15 @@
 """The releases the project supports and tests, in one place: the transformers and torch ranges that pyproject.toml
-declares, and the companion releases (torchao, torchcodec) that go with each torch.
+declares, the newest transformers release tested, and the companion releases (torchao, torchcodec) that go with each
+torch.
 
-tests/run.sh and benchmarks/check_newest_torch.sh ask it from the shell:
+tests/run.sh and the benchmarks' scripts (check_newest_torch.sh, gpu_prepare.sh, gpu_check.sh) ask it from the shell:
 
     python3 -m tests.versions lowest-transformers        # 5.23.0 (the floor of pyproject.toml's range)
+    python3 -m tests.versions newest-transformers        # 5.25.0 (the newest release tested)
     python3 -m tests.versions torch-floor                # 2.13.0
     python3 -m tests.versions constraints 2.14.1         # pip constraints: torch and its companions
+
+tests/test_versions_agree.py checks that pyproject.toml, these, the scripts and the docs name the same releases.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import sys
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+# The newest transformers release the project is tested on (tests/run.sh installs the newest that pip offers; this is
+# the one named where a release must be pinned: the wheel that benchmarks/gpu_prepare.sh brings to the GPU machine).
+NEWEST_TESTED_TRANSFORMERS = "5.25.0"
 
 # Per torch minor release, the torchao and torchcodec releases installed beside it. Why pins at all: torchcodec's
 # native library must load with the installed torch build (the CPU wheel of 2.13 on local disk takes the CPU build
@@ -54,6 +62,11 @@ def lowest_supported() -> str:
     return _floor("transformers")
 
 
+def newest_transformers() -> str:
+    """The newest transformers release the project is tested on (`5.25.0`), inside pyproject.toml's range."""
+    return NEWEST_TESTED_TRANSFORMERS
+
+
 def torch_floor() -> str:
     """The lowest torch release the project supports and tests (`2.13.0`)."""
     return _floor("torch")
@@ -79,6 +92,7 @@ def constraints(torch_version: str) -> str:
 def main(argv: list[str]) -> int:
     commands = {
         "lowest-transformers": lambda: lowest_supported(),
+        "newest-transformers": lambda: newest_transformers(),
         "torch-floor": lambda: torch_floor(),
         "constraints": lambda version: constraints(version).rstrip("\n"),
     }
