@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         help="segments decoded together (default 8); float32 transcripts are the same at any batch size, "
-        "float16/bfloat16 ones may differ",
+        "float16, bfloat16 and --quantize ones may differ",
     )
     add_load_arguments(parser)
     add_transcribe_arguments(parser)

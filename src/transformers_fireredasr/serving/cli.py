@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         help="segments per generate call; 1 turns batching off (float32 transcripts are the same batched or not; "
-        "float16/bfloat16 ones may differ)",
+        "float16, bfloat16 and --quantize ones may differ)",
     )
     parser.add_argument(
         "--max-wait-ms", type=float, default=10.0, help="longest a segment waits for others to join it"
