@@ -33,7 +33,7 @@ SLOW = {
     "test_batch_run.py::test_two_shards_and_two_torchrun_ranks_*": "torchrun ranks",
     "test_batch_run.py::test_a_killed_rank_resumes_*": "torchrun ranks, killed and resumed",
     "test_compiled_decoding.py::test_the_command_line_takes_compile*": "compiles the steps of several shapes",
-    "test_model_cards.py::test_python_block_runs*": "every code block in a fresh interpreter",
+    "test_docs.py::test_code_block_runs*": "every code block of README, the docs and the cards",
     "test_original_format.py::*server*": "a real server per original-format model",
     "test_wheel_contents.py::test_installed_wheel_*": "a fresh virtualenv with the wheel runs the demo transcription",
 }

@@ -63,11 +63,11 @@ def prepare_llm_for_lora(
         lora_config: defaults to `llm_lora_config()` (r=16, alpha=32, dropout 0.05 on q/k/v/o/gate/up/down). Target
             module names are restricted to the language model; a regex that reaches outside it is refused. The
             config is copied, never modified.
-        train_encoder / train_projector: train these modules in full. They are added to the config's
-            `modules_to_save`, so peft keeps a trainable copy and `save_pretrained` writes them next to the LoRA
-            weights; `PeftModel.from_pretrained` restores them. (Setting `requires_grad` by hand would train them
-            too, but an adapter-only save would silently drop what they learned.) The copy costs the module's size
-            once more: about 2.8 GB for the fp32 encoder of FireRedASR-LLM-L.
+        train_encoder: train the encoder in full. It is added to the config's `modules_to_save`, so peft keeps a
+            trainable copy and `save_pretrained` writes it next to the LoRA weights; `PeftModel.from_pretrained`
+            restores it. (Setting `requires_grad` by hand would train it too, but an adapter-only save would
+            silently drop what it learned.) The copy costs the module's size once more (the fp32 encoder's).
+        train_projector: the same for the projector (the adapter between encoder and language model).
         activation_checkpointing: recompute activations in the backward pass (non-reentrant, so the frozen input
             embeddings need no `requires_grad` hook). `TrainingArguments(activation_checkpointing=True)` does the
             same.
