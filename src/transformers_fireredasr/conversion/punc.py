@@ -46,6 +46,44 @@ NO_MARK = "O"
 PUNC_CARD = "FireRedPunc"
 # A buffer older transformers releases saved with BERT's weights; it holds no learned values.
 _POSITION_IDS = "bert.embeddings.position_ids"
+# Upstream's training code keeps the loaded BertModel in `args.bert`, so a checkpoint may pickle that module beside
+# the weights. Classes from these packages (kernels: what transformers 5 attaches to a loaded model) are read as
+# inert placeholders, never constructed.
+_MODULE_PACKAGES = ("torch.nn.", "torch._C._nn.", "transformers.", "kernels.")
+
+
+class _Placeholder:
+    """Stands in for a pickled module object in `args`: accepts whatever it is built with and does nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Placeholder()
+
+
+def load_punc_package(path: Path) -> tuple[argparse.Namespace | None, dict[str, torch.Tensor]]:
+    """`(args, state_dict)` of FireRedPunc's `model.pth.tar`, read with `torch.load(weights_only=True)`.
+
+    Besides tensors and `argparse.Namespace`, only classes of torch.nn and transformers are accepted (a module kept in
+    `args`), each replaced by an inert placeholder; anything else is refused as `load_original_package` refuses it.
+    """
+    try:
+        return load_original_package(path)
+    except ValueError as error:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:
+            raise error from None
+        names = [name for name in names if name != "argparse.Namespace"]
+        if not names or not all(name.startswith(_MODULE_PACKAGES) for name in names):
+            raise
+        placeholders = [(type(name, (_Placeholder,), {}), name) for name in names]
+        with torch.serialization.safe_globals(placeholders):
+            return load_original_package(path)
 
 
 def is_punc_folder(folder: str | Path) -> bool:
@@ -138,7 +176,7 @@ def convert_punc(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_input_dir(input_dir, PUNC_FILES)
     checkpoint = input_dir / "model.pth.tar"
-    args, state_dict = load_original_package(checkpoint)
+    args, state_dict = load_punc_package(checkpoint)
     require_args(args, PUNC_ARGS, checkpoint)
 
     id2label = labels_from_out_dict(input_dir / OUT_DICT)
