@@ -6,24 +6,26 @@ dropped. An input longer than the model's positions minus one (`max_position_emb
 independent chunks of that length. All inputs of one call, and all chunks, go through the model in batches.
 
 Text rules (applied to the tagged words):
-- wordpiece continuations (`##...`) join their word; Latin words (and numbers) keep one space between them, Chinese
-  characters none;
+- wordpiece continuations (`##...`) join their word, and a mark is written only after a word's last piece; Latin
+  words (and numbers) keep one space between them, Chinese characters none;
 - each word is written as it appears in the input, so a token the vocabulary lacks (`[UNK]`) comes back as the
   original characters;
 - text is lowercased; a mark between Latin words becomes half-width (`,` `.` `?` `!`) followed by a space, and so does
-  the last mark of a sentence that ends in Latin words; "i", "i'm", ... become "I", "I'm", ...; the first Latin word of
-  each sentence is capitalised.
+  the last mark of a sentence that ends in Latin words; "i", "i'm", ... become "I", "I'm", ...; a sentence that starts
+  with a Latin word starts with a capital.
 
-Sentences end at `。`, `？` and `！` (and their half-width forms); a comma does not end one. With
-`sentence_max_length`, a longer sentence is broken where the model finds a mark most likely within the limit (and
-past half of it, so no short fragment is cut off); lengths count a Chinese character as 1 and a Latin letter or digit
-as 1/2. Sentence times come from word timings (`"timing": "words"`) or, without them, from the segment bounds, shared
-out over the segment's words by their length (`"timing": "segments"`).
+Sentences end at `。`, `？` and `！` (and their half-width forms); a comma does not end one, and a sentence may run on
+from one segment into the next. With `sentence_max_length`, a longer sentence is broken where the model finds a mark
+most likely within the limit (and past half of it, so no short fragment is cut off), and that word gets the most
+likely sentence-ending mark; lengths count a Chinese character as 1 and a Latin letter or digit as 1/2. Sentence
+times come from word timings (`"timing": "words"`) or, without them, from the segment bounds, shared out over the
+segment's words by their length (`"timing": "segments"`).
 
 `upstream_compatible=True` reproduces FireRedASR2S's own post-processing instead: every mark (a comma too) closes a
 sentence and capitalises what follows, the rules run on each sentence alone, sentences never cross segments and are
 joined without spaces, a mark predicted inside a word is written there, and `sentence_max_length` applies upstream's
-greedy cut (any mark ends a sentence; a forced break goes at the most likely mark seen so far).
+greedy cut (any mark at least as likely as none ends a sentence; past the limit, the break goes at the most likely
+mark seen so far). Without word timings upstream gives one sentence per segment.
 """
 
 from __future__ import annotations
