@@ -25,6 +25,7 @@ def build(project: Path, site: Path) -> subprocess.CompletedProcess:
 
 def copy_of_the_project(folder: Path) -> Path:
     """mkdocs.yml and docs/ copied (to be broken), src/ and benchmarks/ linked (the API reference, the results)."""
+    folder.mkdir()
     shutil.copy(ROOT / "mkdocs.yml", folder / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", folder / "docs")
     for name in ("src", "benchmarks"):
