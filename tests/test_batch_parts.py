@@ -95,3 +95,25 @@ def test_one_bar_counts_every_rank_s_finished_seconds(tmp_path):
     progress.poll()
     assert progress.bar.n == 7.5
     assert RunProgress(tmp_path, items, show=False).bar.disable  # ranks other than 0 show none
+
+
+def test_merged_subtitles_cut_at_the_pause_the_command_names(tmp_path, monkeypatch):
+    """`--merge --subtitles` cuts cues where `--cue-pause-seconds` says, as `fireredasr-transcribe FILE` does."""
+    from transformers_fireredasr import cli
+    from transformers_fireredasr.batch import merge
+
+    words = [{"text": "今天", "start": 0.0, "end": 0.5}, {"text": "好", "start": 1.3, "end": 1.6}]  # a 0.8 s pause
+    row = {"id": "a", "status": "ok", "segments": [{"text": "今天好", "start": 0.0, "end": 1.6}], "words": words}
+    assert merge.write_subtitles(tmp_path / "cut", [row], ["srt"], 7.0, pause_seconds=0.6) == 1
+    assert merge.write_subtitles(tmp_path / "whole", [row], ["srt"], 7.0, pause_seconds=1.0) == 1
+    assert (tmp_path / "cut" / "subtitles" / "a.srt").read_text().count("-->") == 2
+    assert (tmp_path / "whole" / "subtitles" / "a.srt").read_text().count("-->") == 1
+
+    asked = {}
+    summary = {"failed": 0, "missing": 0}
+    monkeypatch.setattr(
+        "transformers_fireredasr.batch.command.merge_run", lambda *a, **kw: asked.update(kw) or summary
+    )
+    monkeypatch.setattr("transformers_fireredasr.batch.command.format_summary", lambda summary: "")
+    cli.main(["--merge", str(tmp_path), "--subtitles", "srt", "--cue-pause-seconds", "1.5", "--max-cue-seconds", "4"])
+    assert asked == {"max_cue_seconds": 4.0, "pause_seconds": 1.5}

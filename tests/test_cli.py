@@ -105,3 +105,18 @@ def test_progress_bar_counts_seconds_of_audio_on_a_terminal(converted_aed_dir, f
     assert bars, err[-2000:]
     done, whole = map(float, bars[-1])
     assert done == pytest.approx(total, abs=0.05) and whole == pytest.approx(total, abs=0.05)
+
+
+@pytest.mark.parametrize("with_manifest", [False, True], ids=["files", "archive run"])
+def test_a_model_that_cannot_be_found_is_a_clear_error(files, tmp_path, capsys, with_manifest):
+    """A missing folder names itself and exits 2 (bad input), with no traceback, for files and archive runs alike."""
+    missing = tmp_path / "no-such-model"
+    if with_manifest:
+        manifest = tmp_path / "items.jsonl"
+        manifest.write_text(json.dumps({"audio_filepath": files["good"][0]}) + "\n")
+        argv = ["--manifest", str(manifest), "--output-dir", str(tmp_path / "run")]
+    else:
+        argv = [files["good"][0]]
+    assert cli.main([*argv, "--model", str(missing), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "no-such-model" in error and "Traceback" not in error

@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.output_format in ("srt", "vtt") and transcribe.timestamps == "segment" and engine.times_words:
             transcribe = dataclasses.replace(transcribe, timestamps="word")  # cues cut at the pauses between words
         engine.check(transcribe)
-    except (OptionError, ValueError) as error:
+    except (OptionError, ValueError, OSError) as error:  # OSError: a model folder or Hub id that cannot be read
         print(f"error: {error}", file=sys.stderr)
         return 2
     options.transcribe = transcribe

@@ -12,7 +12,7 @@
   the fp32 transcripts on the demo's held-out set;
 - `int8-dynamic`: int8 weights and int8 activations quantized per token at run time (torchao's int8 GEMMs) for every
   `nn.Linear` of the encoder and decoder;
-- `int8-mixed` (AED only): each half in the mode that pays there, the fastest CPU mode (benchmarks/RESULTS.md). The
+- `int8-mixed` (AED only): each half in the mode that pays there, the fastest mode without compiling (benchmarks/RESULTS.md). The
   encoder, compute-bound, gets int8-dynamic's int8 GEMMs; the decoder, memory-bound, int8-weight's int8 weights.
   The CTC head stays fp32. `check_quantized` refuses it on a model it does not fit.
 

@@ -62,7 +62,7 @@ def run_main(options: argparse.Namespace, model: str) -> int:
         transformers_logging.disable_progress_bar()
     try:
         counts = transcribe_run(input_spec(options), options.output_dir, run_config(options, model), options.shard)
-    except (InputError, SettingsError, ValueError, RuntimeError) as error:
+    except (InputError, SettingsError, ValueError, RuntimeError, OSError) as error:  # OSError: an unreadable model
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
@@ -76,7 +76,12 @@ def run_main(options: argparse.Namespace, model: str) -> int:
 def merge_main(options: argparse.Namespace) -> int:
     """Merges the run; 0 when every item is transcribed, 1 when some failed or are not done yet."""
     try:
-        summary = merge_run(options.merge, options.subtitles or (), options.max_cue_seconds)
+        summary = merge_run(
+            options.merge,
+            options.subtitles or (),
+            max_cue_seconds=options.max_cue_seconds,
+            pause_seconds=options.cue_pause_seconds,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -60,7 +60,9 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(text).stem if "/" in text or "." in text else text).strip("_") or "item"
 
 
-def write_subtitles(run_dir: Path, rows: Sequence[dict], formats: Sequence[str], max_cue_seconds: float) -> int:
+def write_subtitles(
+    run_dir: Path, rows: Sequence[dict], formats: Sequence[str], max_cue_seconds: float, pause_seconds: float = 0.6
+) -> int:
     """One file per ok item and format under run_dir/subtitles/ (names from ids, made unique); returns the count."""
     folder, used, written = run_dir / SUBTITLES_DIR, set(), 0
     for row in rows:
@@ -70,7 +72,7 @@ def write_subtitles(run_dir: Path, rows: Sequence[dict], formats: Sequence[str],
         while name in used:
             name += "_"
         used.add(name)
-        cues = subtitle_cues(row, max_cue_seconds)
+        cues = subtitle_cues(row, max_cue_seconds, pause_seconds)
         for fmt in formats:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.{fmt}").write_text((to_srt if fmt == "srt" else to_vtt)(cues), encoding="utf-8")
@@ -78,8 +80,11 @@ def write_subtitles(run_dir: Path, rows: Sequence[dict], formats: Sequence[str],
     return written
 
 
-def merge_run(run_dir: str | Path, subtitles: Sequence[str] = (), max_cue_seconds: float = 7.0) -> dict[str, Any]:
-    """Writes transcripts.jsonl (and subtitles) and summary.json; returns the summary."""
+def merge_run(
+    run_dir: str | Path, subtitles: Sequence[str] = (), max_cue_seconds: float = 7.0, pause_seconds: float = 0.6
+) -> dict[str, Any]:
+    """Writes transcripts.jsonl (and subtitles, cut as `subtitle_cues` cuts them) and summary.json; returns the
+    summary."""
     run_dir = Path(run_dir)
     items, records = read_items(run_dir), latest_records(run_dir)
     rows = []
@@ -97,7 +102,7 @@ def merge_run(run_dir: str | Path, subtitles: Sequence[str] = (), max_cue_second
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary = summarize(run_dir, rows)
     if subtitles:
-        summary["subtitle_files"] = write_subtitles(run_dir, rows, subtitles, max_cue_seconds)
+        summary["subtitle_files"] = write_subtitles(run_dir, rows, subtitles, max_cue_seconds, pause_seconds)
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

@@ -98,7 +98,8 @@ def resolve_model(name_or_path: str | os.PathLike[str], revision: str | None = N
         folder = Path(name).resolve()
         return str(_converted(kind, folder, f"local:{folder}", folder_revision(folder), folder.name, local=True))
     if not _is_hub_id(name):
-        return name  # neither a folder nor a Hub id: from_pretrained gives its own error
+        # transformers would call this a malformed repository id; what the user meant is a folder
+        raise FileNotFoundError(f"no model folder {name} (and it is not a Hub id such as 'namespace/name')")
     folder = _download(name, revision)
     kind = original_kind(folder)
     if kind is None:
