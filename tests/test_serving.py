@@ -330,3 +330,11 @@ def test_binds_to_loopback_by_default():
     from transformers_fireredasr.serving.cli import parse_args
 
     assert parse_args([]).host == "127.0.0.1"
+
+
+def test_a_model_that_cannot_be_found_stops_the_server_with_a_clear_error(tmp_path, capsys):
+    from transformers_fireredasr.serving.cli import main
+
+    assert main(["--model", str(tmp_path / "no-such-model")]) == 2
+    error = capsys.readouterr().err
+    assert "no-such-model" in error and "Traceback" not in error

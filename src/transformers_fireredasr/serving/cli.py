@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         engine = Engine.from_pretrained(str(model), options.load)
-    except (OptionError, ValueError) as error:
+    except (OptionError, ValueError, OSError) as error:  # OSError: a model folder or Hub id that cannot be read
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(engine, settings)
