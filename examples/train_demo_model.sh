@@ -8,11 +8,11 @@
 set -euo pipefail
 work="${1:-demo-work}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-# Stage 1 learns from sentences without pauses (`--plain`, the corpus as it was before issue #14).
+# Stage 1 learns from sentences without pauses (`--plain`: no silences or pauses).
 bash "$repo/examples/make_demo_corpora.sh" "$work" corpus-plain
 # One thread: on a 2-core machine shared with other work it is faster than two (no OpenMP barrier stalls).
 # The pinyin CTC loss is what makes it learn in an hour: with character targets only, the loss sits at the
-# unigram entropy for thousands of steps (see README, "Training from scratch").
+# unigram entropy for thousands of steps (see docs/finetuning.md).
 OMP_NUM_THREADS=1 python "$repo/examples/finetune_aed.py" --data_dir "$work/corpus-plain" --output_dir "$work/run" --seed 0 \
     --max_steps 4000 --per_device_train_batch_size 32 --learning_rate 1e-3 --warmup_steps 300 \
     --ctc_weight 0.5 --ctc_targets pinyin --adam_beta2 0.98 --max_grad_norm 5 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 3 of the bundled demo model (issue #14): teaches the stage-2 model (stage 1 + its character CTC head,
+# Stage 3 of the bundled demo model: teaches the stage-2 model (stage 1 + its character CTC head,
 # examples/train_demo_silence_ctc.sh) silence and pauses. Everything trains, from stage 2, on the recordings with
 # 0-1 s of silence at both ends and 0.1-1.5 s pauses (demo-work/corpus) mixed with stage 1's recordings of the same
 # sentences (demo-work/corpus-plain, `--extra_train_dirs`), so the model keeps what it knew while it learns the

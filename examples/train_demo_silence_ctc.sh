@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 2 of the bundled demo model (issue #14): gives the stage-1 model (examples/train_demo_model.sh) a character
+# Stage 2 of the bundled demo model: gives the stage-1 model (examples/train_demo_model.sh) a character
 # CTC head for word timestamps. It builds the synthetic corpus with 0-1 s of silence at both ends, up to three
 # 0.1-1.5 s pauses per sentence and noise through the silences (the same sentences as stage 1), and trains only the
 # new head (vocabulary ids, blank 0, saved with the model) on the frozen stage-1 model, so the transcripts stay

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 4 of the bundled demo model (issue #14): teaches the stage-3 model (examples/train_demo_pauses.sh) speech
+# Stage 4 of the bundled demo model: teaches the stage-3 model (examples/train_demo_pauses.sh) speech
 # spoken word by word, with a pause or none between every two words (`python -m tools.synthetic_corpus
 # --word-by-word`: each word spoken alone and cut to its sound, as in dictation and in benchmarks/bench_timestamps.py,
 # whose sentences are the held-out ones). Stage 3 had only heard whole phrases, so on such speech it inserted characters (105.7 %

@@ -1,4 +1,4 @@
-"""Pins why `transformers serve` cannot serve FireRedASR (README, "Serving"): it finds the model class with
+"""Pins why `transformers serve` cannot serve FireRedASR (docs/serving.md): it finds the model class with
 `getattr(transformers, config.architectures[0])`, which no public registration reaches. If a transformers release
 loads registered classes, this test fails: then document `transformers serve` as a way in."""
 

@@ -1,5 +1,5 @@
-"""The one place that knows which transformers and torch releases are installed (the package supports transformers
-`>=5.23,<6` and torch `>=2.13`).
+"""The one place that knows which transformers and torch releases are installed (the supported ranges are
+pyproject.toml's dependencies).
 
 transformers 5.24 renamed `past_key_values` to `cache`: in model forwards, in the mask functions
 (`create_causal_mask(cache=...)`), in `generate`'s model kwargs and in the fields of the output classes
