@@ -48,6 +48,7 @@ ORIGINAL_NAMES = {
     "FireRedASR-AED-L": "original_aed",
     "FireRedASR-LLM-L": "original_llm",
     "FireRedASR2-AED": "original_aed2",
+    "FireRedASR2-LLM": "original_llm",  # the v1 LLM folder stands in: the converter reads both the same way
 }
 MODEL_FIXTURES = {
     "aed": "converted_aed_dir",
@@ -93,6 +94,14 @@ def code_blocks(markdown: str) -> list[dict]:
         )
         index = end + 1
     return blocks
+
+
+# The harness never installs anything: a block that does is marked not-tested (tests/test_docs.py checks it).
+INSTALLS = re.compile(r"(^|[\s;&|(])(pip3?|python3? -m pip|uv pip|apt(-get)?|conda)\s+install\b", re.MULTILINE)
+
+
+def installs(code: str) -> bool:
+    return bool(INSTALLS.search(code))
 
 
 def runnable(block: dict) -> bool:

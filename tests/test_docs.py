@@ -21,6 +21,7 @@ from tests.doc_blocks import (
     bash_as_python,
     code_blocks,
     doc_files,
+    installs,
     link_models,
     link_repository,
     models_named,
@@ -39,6 +40,11 @@ NOT_TESTED = {
     "docs/archives.md": 2,  # a Slurm array job, a running Ray cluster
     "docs/contributing.md": 3,  # the test suite itself, the GPU scripts, the docs build (installs, serves)
     "src/transformers_fireredasr/demo/README.md": 1,  # trains the demo from scratch
+    # the cards: pip installs, and fine-tuning on the user's own corpus
+    "src/transformers_fireredasr/model_cards/FireRedASR-AED-L/README.md": 3,
+    "src/transformers_fireredasr/model_cards/FireRedASR-LLM-L/README.md": 3,
+    "src/transformers_fireredasr/model_cards/FireRedASR2-AED/README.md": 2,
+    "src/transformers_fireredasr/model_cards/FireRedASR2-LLM/README.md": 1,
 }
 
 # What every block runs with; read at import time (threads, offline switches), so the forking parent starts with it.
@@ -114,6 +120,17 @@ def test_every_fence_names_a_language_that_runs_or_is_shown():
         if not runnable(block) and block["language"] not in SHOWN_LANGUAGES
     ]
     assert not unknown, "name each block's language (python, bash, or text for a synopsis):\n" + "\n".join(unknown)
+
+
+def test_no_block_that_runs_installs_anything():
+    assert installs('pip install "x[y]"\n') and installs("cd a && python -m pip install -e .\n")
+    assert not installs("fireredasr-transcribe a.wav  # after pip installing\n")
+    running = [
+        f"{name} line {block['line']}"
+        for name, _, block in all_blocks()
+        if runnable(block) and block["not_tested"] is None and installs(block["code"])
+    ]
+    assert not running, "mark these not-tested (the tests never install packages):\n" + "\n".join(running)
 
 
 def test_the_blocks_that_do_not_run_are_the_named_ones():
