@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parent.parent / "src" / "transformers_fireredasr"
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "src" / "transformers_fireredasr"
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 # A number that is not the tail of a name or another number: not int8, bf16, 2^19's 19 or the 5 of 0.5.
@@ -210,3 +211,15 @@ def test_command_help_holds_no_figures(command, monkeypatch):
     text = build_parser().format_help()
     assert text.startswith(f"usage: {command}")
     assert figures(text) == [], f"`{command} --help` quotes measured figures or issues: {figures(text)}"
+
+
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_docs_pages_link_to_the_results_instead_of_copying_figures(page):
+    """The pages describe; the results table (docs/results.md, included from benchmarks/RESULTS.md) holds every
+    measured figure, so a page never quotes one that goes stale."""
+    text = page.read_text(encoding="utf-8")
+    findings = [f"line {number}: {hit}" for number, line in enumerate(text.splitlines(), 1) for hit in figures(line)]
+    assert not findings, f"{page.name} quotes measured figures; link to results.md instead:\n" + "\n".join(findings)
