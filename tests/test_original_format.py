@@ -91,7 +91,8 @@ def test_an_original_folder_converts_once_and_is_reused(kind, originals, convert
 
 def test_a_transformers_folder_comes_back_unchanged(converted_aed_dir, cache, capsys):
     assert resolve_model(converted_aed_dir) == str(converted_aed_dir)
-    assert resolve_model("not/a-model-here-anywhere" + "/x") == "not/a-model-here-anywhere/x"  # no Hub id either
+    with pytest.raises(FileNotFoundError, match="no model folder not/a-model-here-anywhere/x"):  # no Hub id either
+        resolve_model("not/a-model-here-anywhere" + "/x")
     assert not cache.exists() and capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="for Hub ids"):
         resolve_model(converted_aed_dir, revision="main")
