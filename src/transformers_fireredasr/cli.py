@@ -26,7 +26,7 @@ from .audio_io import SAMPLING_RATE, decode_file
 from .demo_model import demo_model_dir
 from .engine import Engine, LoadOptions, OptionError, Outcome, TranscribeOptions
 from .flags import add_load_arguments, add_transcribe_arguments, load_options
-from .formats import segment_records, srt_timestamp, to_srt, to_vtt, word_records  # noqa: F401 - srt_timestamp too
+from .formats import segment_records, srt_timestamp, to_srt, to_textgrid, to_vtt, word_records  # noqa: F401 - srt_timestamp too
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -56,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-format",
         default=None,
-        choices=["text", "jsonl", "srt", "vtt"],
+        choices=["text", "jsonl", "srt", "vtt", "textgrid"],
         help="text: the transcript; jsonl: one JSON object per file with path, text, confidence and timestamped "
         "chunks (and words with --timestamps word); srt / vtt: subtitles written to OUTPUT_DIR/<name>.srt / .vtt, "
-        "one cue per speech segment, cut at long pauses and at --max-cue-seconds",
+        "one cue per speech segment, cut at long pauses and at --max-cue-seconds; textgrid: a Praat TextGrid "
+        "written to OUTPUT_DIR/<name>.TextGrid, with a tier of speech segments and one of words when the model "
+        "times them",
     )
     parser.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: longest subtitle cue (default 7)")
     parser.add_argument(
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-dir",
         default=None,
-        help="where srt/vtt files go (default: the current folder); with --manifest/--files/--dataset: the run folder",
+        help="where srt, vtt and TextGrid files go (default: the current folder); with --manifest/--files/--dataset: the run folder",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_run_arguments(parser)
@@ -213,8 +215,9 @@ def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
     return formats.subtitle_cues(result["chunks"], None, options.max_cue_seconds)
 
 
-def write_result(path: str, result: dict, options: argparse.Namespace, several: bool) -> None:
-    """Prints (text, jsonl) or writes (srt, vtt) one file's transcript."""
+def write_result(path: str, result: dict, options: argparse.Namespace, several: bool, duration: float = 0.0) -> None:
+    """Prints (text, jsonl) or writes (srt, vtt, textgrid) one file's transcript; `duration` is the audio's length
+    in seconds (a TextGrid covers the whole recording)."""
     if options.output_format == "jsonl":
         chunks = segment_records(result.get("segments", result["chunks"]))
         row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
@@ -226,6 +229,12 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
         target.parent.mkdir(parents=True, exist_ok=True)
         writer = to_srt if options.output_format == "srt" else to_vtt
         target.write_text(writer(subtitle_cues(result, options)), encoding="utf-8")
+        print(target, flush=True)
+    elif options.output_format == "textgrid":
+        target = Path(options.output_dir) / (Path(path).stem + ".TextGrid")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tiers = {"segments": result["segments"], "words": result["chunks"]} if "segments" in result else {}
+        target.write_text(to_textgrid(tiers or {"segments": result["chunks"]}, duration), encoding="utf-8")
         print(target, flush=True)
     elif several:
         print(f"{path}\t{result['text']}", flush=True)
@@ -287,7 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         engine = Engine.from_pretrained(str(model), options.load)
         transcribe = options.transcribe
-        if options.output_format in ("srt", "vtt") and transcribe.timestamps == "segment" and engine.times_words:
+        if (
+            options.output_format in ("srt", "vtt", "textgrid")
+            and transcribe.timestamps == "segment"
+            and engine.times_words
+        ):
             transcribe = dataclasses.replace(transcribe, timestamps="word")  # cues cut at the pauses between words
         engine.check(transcribe)
     except (OptionError, ValueError, OSError) as error:  # OSError: a model folder or Hub id that cannot be read
@@ -306,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if outcome.error is not None:
             failures.append(outcome.error if path in outcome.error else f"{path}: {outcome.error}")
         else:
-            write_result(path, outcome.result, options, several)
+            write_result(path, outcome.result, options, several, outcome.duration or 0.0)
     progress.close()
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Transcript writers shared by the command line and the server: plain text, SubRip (srt) and WebVTT (vtt).
+"""Transcript writers shared by the command line and the server: plain text, SubRip (srt), WebVTT (vtt) and Praat
+TextGrid.
 
 Every writer takes the pipeline's chunk format, `[{"text": ..., "timestamp": (start_s, end_s)}, ...]`, in order.
 Chunks without text are skipped: a subtitle cue with nothing to show is an error to most players.
@@ -6,7 +7,7 @@ Chunks without text are skipped: a subtitle cue with nothing to show is an error
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -53,6 +54,63 @@ def to_vtt(chunks: Sequence[dict]) -> str:
         f"\n{vtt_timestamp(start)} --> {vtt_timestamp(end)}\n{text}\n" for start, end, text in _cues(chunks)
     )
     return "WEBVTT\n" + cues
+
+
+def _textgrid_string(text: str) -> str:
+    return '"' + " ".join(text.split()).replace('"', '""') + '"'  # Praat doubles a quote inside a string
+
+
+def _tier_intervals(chunks: Sequence[dict], duration: float) -> list[tuple[float, float, str]]:
+    """The chunks as intervals covering 0..duration: gaps become empty intervals, overlaps are cut at the earlier
+    chunk's end, and times are clipped to the recording (Praat refuses anything else in an interval tier)."""
+    intervals, position = [], 0.0
+    for start, end, text in _cues(chunks):
+        start, end = max(min(round(start, 3), duration), position), min(max(round(end, 3), 0.0), duration)
+        if end <= start:
+            continue
+        if start > position:
+            intervals.append((position, start, ""))
+        intervals.append((start, end, text))
+        position = end
+    if position < duration or not intervals:
+        intervals.append((position, duration, ""))
+    return intervals
+
+
+def to_textgrid(tiers: Mapping[str, Sequence[dict]], duration: float) -> str:
+    """A Praat TextGrid (long text format, the format Praat and phoneticians' tools read) with one interval tier per
+    entry of `tiers`, in order: the tier's name and its chunks (the pipeline's chunk format). `duration` is the
+    recording's length in seconds; every tier covers it whole, with empty intervals where nothing was said."""
+    ends = (chunk["timestamp"][1] for chunks in tiers.values() for chunk in chunks)
+    duration = round(max(float(duration), max(ends, default=0.0)), 3)
+    lines = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {duration:.3f}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
+    for number, (name, chunks) in enumerate(tiers.items(), start=1):
+        intervals = _tier_intervals(chunks, duration)
+        lines += [
+            f"    item [{number}]:",
+            '        class = "IntervalTier"',
+            f"        name = {_textgrid_string(name)}",
+            "        xmin = 0",
+            f"        xmax = {duration:.3f}",
+            f"        intervals: size = {len(intervals)}",
+        ]
+        for index, (start, end, text) in enumerate(intervals, start=1):
+            lines += [
+                f"        intervals [{index}]:",
+                f"            xmin = {start:.3f}",
+                f"            xmax = {end:.3f}",
+                f"            text = {_textgrid_string(text)}",
+            ]
+    return "\n".join(lines) + "\n"
 
 
 def to_text(text: str) -> str:
@@ -158,6 +216,7 @@ __all__ = [
     "srt_timestamp",
     "to_srt",
     "to_text",
+    "to_textgrid",
     "to_vtt",
     "vtt_timestamp",
     "word_records",
