@@ -68,3 +68,43 @@ def test_the_command_writes_a_textgrid_with_segment_and_word_tiers(tmp_path, cap
     assert list(grid.tierNames) == ["segments", "words"] and abs(grid.maxTimestamp - seconds) < 1e-3
     words = [entry.label for entry in grid.getTier("words").entries]
     assert "".join(words) == "".join(entry.label for entry in grid.getTier("segments").entries) == "时人目飞快网产"
+
+
+def timed(texts_and_times):
+    return [{"text": text, "timestamp": (start, end)} for text, start, end in texts_and_times]
+
+
+def test_cues_end_at_sentence_ends_and_cut_at_pauses_inside_one():
+    from transformers_fireredasr.formats import subtitle_cues
+
+    sentences = [
+        {"text": "今天天气很好，我们去公园吧。", "start": 0.0, "end": 3.9},
+        {"text": "你来不来？", "start": 4.0, "end": 5.0},
+    ]
+    chars = "今天天气很好我们去公园吧你来不来"
+    times = [(0.0 + 0.3 * i, 0.25 + 0.3 * i) for i in range(6)]  # 今天天气很好, then a 0.9 s pause
+    times += [(2.5 + 0.2 * i, 2.65 + 0.2 * i) for i in range(6)]  # 我们去公园吧, ending 3.65
+    times += [(3.7 + 0.3 * i, 3.95 + 0.3 * i) for i in range(4)]  # 你来不来: no pause before it
+    words = timed([(char, start, end) for char, (start, end) in zip(chars, times, strict=True)])
+    cues = subtitle_cues([], words, max_cue_s=7.0, max_pause_s=0.6, sentences=sentences)
+    assert [cue["text"] for cue in cues] == ["今天天气很好，", "我们去公园吧。", "你来不来？"]
+    assert [cue["timestamp"] for cue in cues] == [(0.0, 1.75), (2.5, 3.65), (3.7, 4.85)]
+
+
+def test_english_sentences_keep_their_case_and_marks_and_long_ones_cut_at_the_limit():
+    from transformers_fireredasr.formats import cues_from_sentences
+
+    sentences = [{"text": "Hello world. How are you today?", "start": 0.0, "end": 6.0}]
+    words = timed([("hello", 0, 1), ("world.", 1, 2), ("how", 2, 3), ("are", 3, 4), ("you", 4, 5), ("today", 5, 6)])
+    cues = cues_from_sentences(sentences, words, max_pause_s=0.6, max_cue_s=2.5)
+    assert [cue["text"] for cue in cues] == ["Hello world.", "How are", "you today?"]
+    assert [cue["timestamp"] for cue in cues] == [(0, 2), (2, 4), (4, 6)]
+
+
+def test_without_word_times_a_long_sentence_is_cut_evenly_and_still_ends_a_cue():
+    from transformers_fireredasr.formats import cues_from_sentences
+
+    sentences = [{"text": "一二三四五六。", "start": 0.0, "end": 6.0}, {"text": "七八。", "start": 6.5, "end": 7.0}]
+    cues = cues_from_sentences(sentences, None, max_cue_s=3.0)
+    assert [cue["timestamp"][1] for cue in cues] == [3.0, 6.0, 7.0]
+    assert "".join(cue["text"] for cue in cues[:2]).startswith("一二三四五六") and cues[2]["text"] == "七八。"

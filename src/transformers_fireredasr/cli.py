@@ -208,11 +208,12 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
 def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
     """srt/vtt cues: per speech segment, cut at pauses between words (when the words are timed) and at the
     longest cue length."""
+    sentences = result.get("sentences")  # a punctuated transcript: cues end at sentence ends
     if "segments" in result:  # word times: the chunks are words
         return formats.subtitle_cues(
-            result["segments"], result["chunks"], options.max_cue_seconds, options.cue_pause_seconds
+            result["segments"], result["chunks"], options.max_cue_seconds, options.cue_pause_seconds, sentences
         )
-    return formats.subtitle_cues(result["chunks"], None, options.max_cue_seconds)
+    return formats.subtitle_cues(result["chunks"], None, options.max_cue_seconds, sentences=sentences)
 
 
 def write_result(path: str, result: dict, options: argparse.Namespace, several: bool, duration: float = 0.0) -> None:

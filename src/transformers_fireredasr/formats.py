@@ -185,11 +185,72 @@ def _cue(words: Sequence[dict]) -> dict:
     }
 
 
-def subtitle_cues(
-    segments: Sequence[dict], words: Sequence[dict] | None, max_cue_s: float = 7.0, max_pause_s: float = 0.6
+def _letters(text: str) -> int:
+    """How many letters, digits and Hanzi `text` holds: what punctuation, spacing and case leave unchanged."""
+    return sum(char.isalnum() for char in text)
+
+
+def _take_letters(text: str, count: int) -> tuple[str, str]:
+    """`text` cut after its `count`-th letter, with the marks that follow it (a comma closes the piece before it)."""
+    seen, index = 0, 0
+    while index < len(text) and seen < count:
+        seen += text[index].isalnum()
+        index += 1
+    while index < len(text) and not text[index].isalnum() and not text[index].isspace():
+        index += 1
+    return text[:index].strip(), text[index:].strip()
+
+
+def cues_from_sentences(
+    sentences: Sequence[dict], words: Sequence[dict] | None, max_pause_s: float = 0.6, max_cue_s: float = 7.0
 ) -> list[dict]:
-    """srt/vtt cues, as the CLI and archive merges cut them: from timed `words` when there are any (at pauses and
-    before a cue grows too long, `cues_from_words`), else each speech segment cut evenly (`split_evenly`)."""
+    """Subtitle cues of a punctuated transcript: every sentence (`{"text", "start", "end"}`) ends a cue, so no cue
+    runs across a sentence end. A sentence is cut further where two of its timed words are at least `max_pause_s`
+    apart or before a cue would run longer than `max_cue_s`; each piece keeps its punctuation. Without word times
+    (or when the words do not spell the sentence) a long sentence is cut evenly."""
+    if not max_pause_s > 0 or not max_cue_s > 0:
+        raise ValueError(f"max_pause_s and max_cue_s must be positive, got {max_pause_s} and {max_cue_s}")
+    cues: list[dict] = []
+    remaining = [w for w in words or () if _letters(w["text"])]
+    for sentence in sentences:
+        text, letters = " ".join(sentence["text"].split()), _letters(sentence["text"])
+        if not letters:
+            continue
+        chunk = {"text": text, "timestamp": (sentence["start"], sentence["end"])}
+        mine, count = [], 0
+        while remaining and count < letters:
+            count += _letters(remaining[0]["text"])
+            mine.append(remaining.pop(0))
+        if not mine or count != letters:  # no word times, or words that do not spell this sentence: none from here
+            remaining = []
+            cues.extend(split_evenly(chunk, max_cue_s))
+            continue
+        groups, group = [], [mine[0]]
+        for word in mine[1:]:
+            gap = word["timestamp"][0] - group[-1]["timestamp"][1]
+            if gap >= max_pause_s or word["timestamp"][1] - group[0]["timestamp"][0] > max_cue_s:
+                groups.append(group)
+                group = []
+            group.append(word)
+        groups.append(group)
+        for group in groups:
+            piece, text = _take_letters(text, sum(_letters(w["text"]) for w in group))
+            cues.append({"text": piece, "timestamp": (group[0]["timestamp"][0], group[-1]["timestamp"][1])})
+    return cues
+
+
+def subtitle_cues(
+    segments: Sequence[dict],
+    words: Sequence[dict] | None,
+    max_cue_s: float = 7.0,
+    max_pause_s: float = 0.6,
+    sentences: Sequence[dict] | None = None,
+) -> list[dict]:
+    """srt/vtt cues, as the CLI and archive merges cut them: at sentence ends when the transcript is punctuated
+    (`cues_from_sentences`), else from timed `words` when there are any (at pauses and before a cue grows too long,
+    `cues_from_words`), else each speech segment cut evenly (`split_evenly`)."""
+    if sentences is not None:
+        return cues_from_sentences(sentences, words, max_pause_s, max_cue_s)
     if words is not None:
         return cues_from_words(segments, words, max_pause_s, max_cue_s)
     return [cue for chunk in segments for cue in split_evenly(chunk, max_cue_s)]
@@ -209,6 +270,7 @@ def word_records(chunks: Sequence[dict]) -> list[dict]:
 
 
 __all__ = [
+    "cues_from_sentences",
     "cues_from_words",
     "segment_records",
     "split_evenly",

@@ -53,7 +53,8 @@ def _chunks(pieces: Sequence[dict]) -> list[dict]:
 def subtitle_cues(record: dict, max_cue_seconds: float = 7.0, pause_seconds: float = 0.6) -> list[dict]:
     """A record's subtitle cues, cut as the CLI cuts them: at pauses between timed words, else evenly."""
     words = _chunks(record["words"]) if record.get("words") else None
-    return formats.subtitle_cues(_chunks(record["segments"]), words, max_cue_seconds, pause_seconds)
+    sentences = record.get("sentences")  # a punctuated transcript: cues end at sentence ends
+    return formats.subtitle_cues(_chunks(record["segments"]), words, max_cue_seconds, pause_seconds, sentences)
 
 
 def _safe_name(text: str) -> str:
