@@ -108,3 +108,24 @@ def test_without_word_times_a_long_sentence_is_cut_evenly_and_still_ends_a_cue()
     cues = cues_from_sentences(sentences, None, max_cue_s=3.0)
     assert [cue["timestamp"][1] for cue in cues] == [3.0, 6.0, 7.0]
     assert "".join(cue["text"] for cue in cues[:2]).startswith("一二三四五六") and cues[2]["text"] == "七八。"
+
+
+def test_a_punctuated_result_gets_a_sentence_tier_first(tmp_path, capsys):
+    import argparse
+
+    from transformers_fireredasr.cli import write_result
+
+    result = {
+        "text": "你好。再见。",
+        "segments": [{"text": "你好再见", "timestamp": (0.2, 1.8)}],
+        "chunks": timed([("你", 0.2, 0.4), ("好", 0.4, 0.7), ("再", 1.3, 1.5), ("见", 1.5, 1.8)]),
+        "sentences": [{"text": "你好。", "start": 0.2, "end": 0.7}, {"text": "再见。", "start": 1.3, "end": 1.8}],
+    }
+    options = argparse.Namespace(output_format="textgrid", output_dir=str(tmp_path))
+    write_result("talk.wav", result, options, several=False, duration=2.0)
+    grid = textgrid.openTextgrid(str(tmp_path / "talk.TextGrid"), includeEmptyIntervals=False)
+    assert list(grid.tierNames) == ["sentences", "segments", "words"]
+    assert [(e.start, e.end, e.label) for e in grid.getTier("sentences").entries] == [
+        (0.2, 0.7, "你好。"),
+        (1.3, 1.8, "再见。"),
+    ]

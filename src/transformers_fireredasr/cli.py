@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="text: the transcript; jsonl: one JSON object per file with path, text, confidence and timestamped "
         "chunks (and words with --timestamps word); srt / vtt: subtitles written to OUTPUT_DIR/<name>.srt / .vtt, "
         "one cue per speech segment, cut at long pauses and at --max-cue-seconds; textgrid: a Praat TextGrid "
-        "written to OUTPUT_DIR/<name>.TextGrid, with a tier of speech segments and one of words when the model "
-        "times them",
+        "written to OUTPUT_DIR/<name>.TextGrid, with tiers of sentences (when punctuated), speech segments and "
+        "words (when the model times them)",
     )
     parser.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: longest subtitle cue (default 7)")
     parser.add_argument(
@@ -234,8 +234,13 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
     elif options.output_format == "textgrid":
         target = Path(options.output_dir) / (Path(path).stem + ".TextGrid")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tiers = {"segments": result["segments"], "words": result["chunks"]} if "segments" in result else {}
-        target.write_text(to_textgrid(tiers or {"segments": result["chunks"]}, duration), encoding="utf-8")
+        tiers = {"segments": result.get("segments", result["chunks"])}
+        if "segments" in result:  # word times: the chunks are words
+            tiers["words"] = result["chunks"]
+        if result.get("sentences") is not None:  # a punctuated transcript: its sentences come first
+            sentences = [{"text": s["text"], "timestamp": (s["start"], s["end"])} for s in result["sentences"]]
+            tiers = {"sentences": sentences, **tiers}
+        target.write_text(to_textgrid(tiers, duration), encoding="utf-8")
         print(target, flush=True)
     elif several:
         print(f"{path}\t{result['text']}", flush=True)
