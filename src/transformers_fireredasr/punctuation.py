@@ -202,16 +202,13 @@ class Punctuator:
         sentence_max_length: float | None = None,
         batch_size: int = 64,
     ) -> Punctuator:
-        """Loads a converted punctuation model (a folder or Hub id with `config.json`) and its tokenizer."""
+        """Loads a punctuation model (a folder or Hub id) and its tokenizer. An original FireRedPunc release is
+        converted once into the cache and reused (`resolve_model`)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        from .conversion.punc import is_punc_folder
+        from .conversion.resolve import resolve_model
 
-        if is_punc_folder(name_or_path):
-            raise OSError(
-                f"{name_or_path} is an original FireRedPunc folder; convert it once with `python "
-                "conversion/convert_fireredpunc.py --input_dir DIR --output_dir OUT` and load OUT"
-            )
+        name_or_path = resolve_model(os.fspath(name_or_path))
         model = AutoModelForTokenClassification.from_pretrained(name_or_path, **({"dtype": dtype} if dtype else {}))
         if device is not None:
             model = model.to(device)

@@ -33,10 +33,15 @@ ORIGINAL_HUB_REPOS = (
     "FireRedTeam/FireRedASR-LLM-L",
     "FireRedTeam/FireRedASR2-AED",
     "FireRedTeam/FireRedASR2-LLM",
+    "FireRedTeam/FireRedPunc",
 )
 # The Hub's FireRedASR-LLM repositories leave out the language model, which the original code expects linked in.
 BASE_LLM_REPO = "Qwen/Qwen2-7B-Instruct"
-CONVERTERS = {"aed": "conversion/convert_fireredasr_aed.py", "llm": "conversion/convert_fireredasr_llm.py"}
+CONVERTERS = {
+    "aed": "conversion/convert_fireredasr_aed.py",
+    "llm": "conversion/convert_fireredasr_llm.py",
+    "punc": "conversion/convert_fireredpunc.py",
+}
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -51,13 +56,18 @@ def cache_root() -> Path:
 
 
 def original_kind(folder: str | os.PathLike[str]) -> str | None:
-    """`"llm"` or `"aed"` when `folder` holds the files the LLM or AED converter reads, else None (a folder with
-    `config.json` is a transformers folder). The FireRedASR2 variants are told apart later, by the converters."""
+    """`"llm"`, `"aed"` or `"punc"` when `folder` holds the files the LLM, AED or FireRedPunc converter reads, else
+    None (a folder with `config.json` is a transformers folder). The FireRedASR2 variants are told apart later, by
+    the converters."""
     folder = Path(folder)
     if not folder.is_dir() or (folder / "config.json").is_file():
         return None
     from .aed import AED_FILES, check_input_dir
     from .llm import LLM_FILES
+    from .punc import is_punc_folder
+
+    if is_punc_folder(folder):
+        return "punc"
 
     for kind, names in (("llm", LLM_FILES), ("aed", AED_FILES)):  # LLM first: its asr_encoder.pth.tar decides
         try:
@@ -118,12 +128,20 @@ def original_format_error(name_or_path: object) -> OriginalFormatError | None:
         kind = original_kind(name)
         if kind is None:
             return None
-        what = f"{name} is an original FireRedASR-{kind.upper()} release folder (no config.json)"
+        family = "FireRedPunc" if kind == "punc" else f"FireRedASR-{kind.upper()}"
+        what = f"{name} is an original {family} release folder (no config.json)"
     elif name in ORIGINAL_HUB_REPOS:
-        kind = "llm" if "LLM" in name else "aed"
+        kind = "punc" if "Punc" in name else "llm" if "LLM" in name else "aed"
         what = f"{name} holds the original FireRedASR release on the Hub (model.pth.tar, no config.json)"
     else:
         return None
+    if kind == "punc":
+        return OriginalFormatError(
+            f"{what}, which transformers cannot load as it is. `transformers_fireredasr.punctuation.Punctuator."
+            f"from_pretrained({name!r})` converts it once (cached and reused), as does "
+            f"`transformers_fireredasr.resolve_model({name!r})`, which returns the converted folder, or "
+            f"`python {CONVERTERS[kind]} --input_dir DIR --output_dir OUT`."
+        )
     return OriginalFormatError(
         f"{what}, which transformers cannot load as it is. Convert it once with "
         f"`transformers_fireredasr.resolve_model({name!r})`, which returns a converted folder (cached and reused) to "
@@ -195,6 +213,10 @@ def _converted(kind: str, folder: Path, source: str, revision: str, label: str, 
 
 
 def _convert(kind: str, source: Path, output: Path) -> Path:
+    if kind == "punc":
+        from .punc import convert_punc
+
+        return Path(convert_punc(source, output))
     if kind == "llm":
         from .llm import convert_llm
 
@@ -219,8 +241,11 @@ def _with_base_llm(folder: Path, staging: Path) -> Path:
 def _family(converted: Path) -> str:
     """The family the converter chose the model card by (it tells the versions apart): "FireRedASR2-AED", ..."""
     from .hub import MODEL_CARDS, model_card_text
+    from .punc import PUNC_CARD, punc_card_text
 
     card = (converted / "README.md").read_text("utf-8") if (converted / "README.md").is_file() else ""
+    if card == punc_card_text():
+        return PUNC_CARD
     return next((name.removesuffix("-L") for name in MODEL_CARDS if model_card_text(name) == card), "FireRedASR")
 
 
