@@ -26,6 +26,7 @@ import re
 from transformers import AutomaticSpeechRecognitionPipeline
 
 from .engine import Engine, OptionError, Prepared, TranscribeOptions, is_fireredasr, timestamps_option
+from .engine.punctuation import punctuate_results
 
 OPTION_NAMES = [field.name for field in dataclasses.fields(TranscribeOptions)]
 # The pipeline's names (transformers' and Whisper's) for the engine's options, named in its errors.
@@ -47,7 +48,11 @@ def _pipeline_error(error: OptionError) -> OptionError:
 
 
 class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
-    """`AutomaticSpeechRecognitionPipeline` over the FireRedASR engine: long audio, timestamps, hotwords."""
+    """`AutomaticSpeechRecognitionPipeline` over the FireRedASR engine: long audio, timestamps, hotwords.
+
+    `punctuation_model=` (a folder or Hub id, loaded once per pipeline, or a `punctuation.Punctuator`) punctuates each
+    result and adds its timed `sentences` (see `engine/punctuation.py`).
+    """
 
     def __new__(cls, *args, **kwargs):
         # transformers has one pipeline class per task. This subclass replaces the task's class so that the usual
@@ -75,6 +80,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         merge_segments_s: float | None = None,
         hotwords=None,
         hotword_score: float | None = None,
+        punctuation_model=None,
         **kwargs,
     ):
         if stride_length_s is not None:
@@ -93,7 +99,22 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         # merged (the constructor's, then the call's), so that a constructor default works like the call argument
         for params in (preprocess_params, forward_params, postprocess_params):
             params.update(values)
+        if punctuation_model is not None:
+            postprocess_params["punctuation_model"] = punctuation_model
         return preprocess_params, forward_params, postprocess_params
+
+    def _punctuator(self, punctuation_model):
+        """`punctuation_model` (a `Punctuator`, or a model folder or Hub id, loaded once per pipeline)."""
+        from .punctuation import Punctuator
+
+        if isinstance(punctuation_model, Punctuator):
+            return punctuation_model
+        loaded = getattr(self, "_punctuators", None)
+        if loaded is None:
+            loaded = self._punctuators = {}
+        if punctuation_model not in loaded:
+            loaded[punctuation_model] = Punctuator.from_pretrained(punctuation_model, device=self.model.device)
+        return loaded[punctuation_model]
 
     def _options(self, values: dict, check: bool = False) -> TranscribeOptions:
         """The options of `values`; with `check`, also checked against the model (once per call, not per step)."""
@@ -136,14 +157,18 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "result": results if batched else results[0],
         }
 
-    def postprocess(self, model_outputs, **values):
+    def postprocess(self, model_outputs, punctuation_model=None, **values):
         options = self._options(values)
         pieces = sorted(
             ((output["segment"], output["result"]) for output in model_outputs if output["segment"] is not None),
             key=lambda piece: piece[0].index,
         )
         prepared = Prepared(float(model_outputs[0]["duration"]), [segment for segment, _ in pieces])
-        return self.engine.assemble(prepared, [result for _, result in pieces], options)
+        results = [result for _, result in pieces]
+        output = self.engine.assemble(prepared, results, options)
+        if punctuation_model is not None:
+            punctuate_results(self._punctuator(punctuation_model), [(prepared, results, output)], options)
+        return output
 
 
 __all__ = ["FireRedAsrPipeline", "is_fireredasr_model"]

@@ -3,7 +3,9 @@
 Three stages, so that entry points differ only in how they gather inputs and write outputs:
 - `prepare(audio)`: one input -> its segments with features (`prepare.py`);
 - `decode(segments)`: segments from any inputs -> their texts in one batched `generate` (`decode.py`);
-- `assemble(prepared, results)`: one input's result (`assemble.py`).
+- `assemble(prepared, results)`: one input's result (`assemble.py`);
+then, with a punctuation model (`LoadOptions.punctuation`), the results finished together are punctuated in one
+batched pass (`punctuation.py`).
 
 `transcribe` runs the three for one input; `transcribe_many` pools the segments of many inputs into length-sorted
 decoding batches and yields each input's result as soon as its last segment is decoded. The pipeline, the CLI,
@@ -23,6 +25,7 @@ from .batches import each_or_error
 from .decode import SegmentResult, decode_segments
 from .options import LoadOptions, OptionError, TranscribeOptions
 from .prepare import Prepared, Segment, prepare
+from .punctuation import punctuate_results
 from .variants import is_fireredasr, max_segment_seconds, spells_hotwords_in_tokens
 
 
@@ -45,7 +48,14 @@ def _message(error: BaseException) -> str:
 class Engine:
     """A FireRedASR model (AED or LLM) with its feature extractor and tokenizer."""
 
-    def __init__(self, model, feature_extractor, tokenizer, generate_defaults: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        model,
+        feature_extractor,
+        tokenizer,
+        generate_defaults: Mapping[str, Any] | None = None,
+        punctuator=None,
+    ):
         if not is_fireredasr(model.config):
             raise ValueError(f"not a FireRedASR model (model_type {model.config.model_type!r})")
         from ..speed_paths import apply_speed_paths
@@ -56,6 +66,8 @@ class Engine:
         self.max_segment_seconds = max_segment_seconds(model.config)
         # Given to every `generate` call before the options' own settings: compiled decoding, encoder sub-batches.
         self.generate_defaults = dict(generate_defaults or {})
+        # A `punctuation.Punctuator`, or None: results then keep the model's unpunctuated text.
+        self.punctuator = punctuator
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, load: LoadOptions | Mapping[str, Any] | None = None) -> Engine:
@@ -84,7 +96,12 @@ class Engine:
         model = AutoModelForSpeechSeq2Seq.from_pretrained(path, **model_kwargs).to(device)
         check_quantized(model, load.quantize)
         processor = AutoProcessor.from_pretrained(path)
-        return cls(model, processor.feature_extractor, processor.tokenizer, defaults)
+        punctuator = None
+        if load.punctuation is not None:
+            from ..punctuation import Punctuator
+
+            punctuator = Punctuator.from_pretrained(load.punctuation, device=device)
+        return cls(model, processor.feature_extractor, processor.tokenizer, defaults, punctuator)
 
     @property
     def times_words(self) -> bool:
@@ -131,6 +148,14 @@ class Engine:
         """One input's result from its segments' results."""
         return assemble(prepared, results, options)
 
+    def punctuate(
+        self, finished: Sequence[tuple[Prepared, Sequence[SegmentResult], dict]], options: TranscribeOptions
+    ) -> None:
+        """Punctuates assembled results in place, all in one batched pass, when the engine has a punctuation model:
+        `(input, its segment results, its result)` each (see `engine/punctuation.py`)."""
+        if self.punctuator is not None:
+            punctuate_results(self.punctuator, finished, options)
+
     def transcribe(self, audio, options: TranscribeOptions | None = None, **option_values: Any) -> dict:
         """One input's result: `{"text", "confidence", "chunks", "segments"}` as the pipeline returns it. Options
         come as `options` or as keyword arguments (`timestamps="word"`, `hotwords=[...]`, ...)."""
@@ -140,7 +165,10 @@ class Engine:
             raise TypeError("pass either options or option keyword arguments, not both")
         self.check(options)
         prepared = self.prepare(audio, options)
-        return self.assemble(prepared, self.decode(prepared.segments, options), options)
+        results = self.decode(prepared.segments, options)
+        output = self.assemble(prepared, results, options)
+        self.punctuate([(prepared, results, output)], options)
+        return output
 
     def transcribe_many(
         self,
@@ -174,7 +202,9 @@ class Engine:
                 yield Outcome(key, None, 0.0, _message(error))
                 continue
             if not prepared.segments:
-                yield Outcome(key, self.assemble(prepared, [], options), prepared.duration)
+                output = self.assemble(prepared, [], options)
+                self.punctuate([(prepared, [], output)], options)
+                yield Outcome(key, output, prepared.duration)
                 continue
             states[number] = {"key": key, "prepared": prepared, "results": {}, "error": None}
             pool += [(number, segment) for segment in prepared.segments]
@@ -195,13 +225,29 @@ class Engine:
                 if isinstance(outcome, Exception):
                     state["error"] = state["error"] or f"transcription failed ({_message(outcome)})"
                 state["results"][segment.index] = outcome
+            finished = []
             for number in dict.fromkeys(number for number, _ in members):
                 state = states[number]
-                prepared = state["prepared"]
-                if len(state["results"]) < len(prepared.segments):
+                if len(state["results"]) < len(state["prepared"].segments):
                     continue
                 del states[number]
-                yield self._finish(state, options)
+                finished.append((state, self._finish(state, options)))
+            yield from self._punctuated(finished, options)
+
+    def _punctuated(self, finished: list[tuple[dict, Outcome]], options: TranscribeOptions) -> list[Outcome]:
+        """The outcomes of the inputs finished by one decoding batch, their results punctuated together."""
+        done = [(state, outcome) for state, outcome in finished if outcome.result is not None]
+        items = [
+            (state["prepared"], [state["results"][s.index] for s in state["prepared"].segments], outcome.result)
+            for state, outcome in done
+        ]
+        try:
+            self.punctuate(items, options)
+        except Exception as error:
+            failed = {id(outcome) for _, outcome in done}
+            message = f"punctuation failed ({_message(error)})"
+            return [Outcome(o.key, None, o.duration, message) if id(o) in failed else o for _, o in finished]
+        return [outcome for _, outcome in finished]
 
     def _finish(self, state: dict, options: TranscribeOptions) -> Outcome:
         prepared = state["prepared"]

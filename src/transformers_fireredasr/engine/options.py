@@ -77,6 +77,8 @@ class LoadOptions(_FromMapping):
     dtype: "float32", "float16" or "bfloat16".
     quantize: a CPU int8 mode through torchao (`quantization.py`): "int8-weight", "int8-dynamic", "int8-mixed".
     compile: compile the decoding steps (`compiled_decoding.py`); fp32 transcripts are unchanged.
+    punctuation: a punctuation model (a folder or Hub id, converted or an original FireRedPunc release), loaded once;
+    every result then gets punctuated text and timed `sentences` (`engine/punctuation.py`). None: no punctuation.
     """
 
     KIND = "load"
@@ -85,6 +87,7 @@ class LoadOptions(_FromMapping):
     dtype: str = "float32"
     quantize: str | None = None
     compile: bool = False
+    punctuation: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
@@ -95,6 +98,10 @@ class LoadOptions(_FromMapping):
             self.check_device(self.device)
         if not isinstance(self.compile, bool):
             raise OptionError(f"compile must be true or false, got {self.compile!r}", "compile")
+        if self.punctuation is not None and (not isinstance(self.punctuation, str) or not self.punctuation.strip()):
+            raise OptionError(
+                f"punctuation must name a model (a folder or Hub id), got {self.punctuation!r}", "punctuation"
+            )
 
     def resolved_device(self) -> str:
         """`device` with "auto" made concrete."""
