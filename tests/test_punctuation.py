@@ -18,9 +18,20 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from transformers import AutoModelForTokenClassification, AutoTokenizer, BertConfig, BertModel, BertTokenizer
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    pipeline,
+)
 
+from tests.audio import HELD_OUT_CLIPS
+from transformers_fireredasr import demo_model_dir
 from transformers_fireredasr.conversion.punc import convert_punc, is_punc_folder, read_token_list
+from transformers_fireredasr.conversion.resolve import CACHE_VARIABLE, original_kind, resolve_model
+from transformers_fireredasr.engine import Engine, LoadOptions, OptionError, TranscribeOptions
 from transformers_fireredasr.punctuation import (
     Punctuator,
     TimedSegment,
@@ -35,6 +46,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(HANZI), *L
 TAGS = ["<space>", "，", "。", "？", "！"]
 LABELS = ["O", "，", "。", "？", "！"]
 POSITIONS = 16  # chunks of 15 tokens
+DEMO = str(demo_model_dir())
 
 
 # --- an upstream-format folder and upstream's model ---------------------------------------------------------------
@@ -479,3 +491,79 @@ def test_options_are_checked(punctuator):
         Punctuator(punctuator.model, punctuator.tokenizer, sentence_max_length=0)
     with pytest.raises(ValueError, match="fast tokenizer"):
         Punctuator(punctuator.model, object())
+
+
+# --- where a punctuation model is named -----------------------------------------------------------------------------
+
+
+def test_an_original_folder_is_converted_once_where_it_is_named(upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    assert original_kind(upstream) == "punc" and original_kind(tmp_path) is None
+    punctuator = Punctuator.from_pretrained(upstream)
+    converted = Path(resolve_model(upstream))  # the cached copy, not converted again
+    assert converted.is_relative_to(tmp_path / "cache") and (converted / "config.json").is_file()
+    assert punctuator.punctuate(["你好"]) == Punctuator.from_pretrained(converted).punctuate(["你好"])
+    with pytest.raises(OSError, match="original FireRedPunc release folder.*convert_fireredpunc.py"):
+        AutoModelForTokenClassification.from_pretrained(upstream)
+
+
+class Alternating(Punctuator):
+    """A punctuator whose model writes a comma after every third token and a full stop after the last."""
+
+    def token_probabilities(self, token_ids):
+        results = []
+        for ids in token_ids:
+            tags = torch.zeros(len(ids), dtype=torch.long)
+            tags[2::3] = LABELS.index("，")
+            tags[-1:] = LABELS.index("。")
+            results.append(torch.nn.functional.one_hot(tags, len(LABELS)).float())
+        return results
+
+
+@pytest.fixture(scope="module")
+def demo_engine():
+    return Engine.from_pretrained(DEMO, {"device": "cpu"})
+
+
+def without_marks(text: str) -> str:
+    return "".join(char for char in text.lower() if char not in "，。？！,.?! ")
+
+
+def test_the_engine_punctuates_every_result_with_times_from_words_or_segments(demo_engine, converted):
+    punctuator = Alternating.from_pretrained(converted)
+    engine = Engine(demo_engine.model, demo_engine.feature_extractor, demo_engine.tokenizer, punctuator=punctuator)
+    clip = str(HELD_OUT_CLIPS[0])
+    for timestamps, timing in (("word", "words"), ("segment", "segments"), (None, "segments")):
+        plain = demo_engine.transcribe(clip, timestamps=timestamps)
+        result = engine.transcribe(clip, timestamps=timestamps)
+        assert "sentences" not in plain and result["sentence_timing"] == timing
+        assert without_marks(result["text"]) == without_marks(plain["text"]) and result["text"] != plain["text"]
+        assert "".join(s["text"] for s in result["sentences"]) == result["text"]
+        assert all(0 <= s["start"] < s["end"] <= 60 for s in result["sentences"])
+        if timing == "words":
+            assert result["sentences"][0]["start"] == plain["chunks"][0]["timestamp"][0]
+            assert result["sentences"][-1]["end"] == plain["chunks"][-1]["timestamp"][1]
+
+
+def test_archive_style_runs_punctuate_the_inputs_of_a_batch_together(demo_engine, converted):
+    calls = []
+    punctuator = Punctuator.from_pretrained(converted)
+    original = punctuator.punctuate_segments
+    punctuator.punctuate_segments = lambda transcripts: calls.append(len(transcripts)) or original(transcripts)
+    engine = Engine(demo_engine.model, demo_engine.feature_extractor, demo_engine.tokenizer, punctuator=punctuator)
+    clips = [(path.name, str(path)) for path in HELD_OUT_CLIPS]
+    outcomes = list(engine.transcribe_many(clips, TranscribeOptions(timestamps="word"), batch_size=4))
+    assert calls == [len(clips)]
+    for outcome, (_, path) in zip(outcomes, clips, strict=True):
+        assert outcome.result == engine.transcribe(path, timestamps="word")
+
+
+def test_engine_and_pipeline_load_the_punctuation_model_once_by_name(demo_engine, converted):
+    engine = Engine.from_pretrained(DEMO, {"device": "cpu", "punctuation": str(converted)})
+    assert isinstance(engine.punctuator, Punctuator)
+    clip = str(HELD_OUT_CLIPS[1])
+    asr = pipeline("automatic-speech-recognition", model=DEMO, device="cpu", punctuation_model=str(converted))
+    assert asr(clip, return_timestamps="word") == engine.transcribe(clip, timestamps="word")
+    assert asr(clip) == engine.transcribe(clip)
+    with pytest.raises(OptionError, match="punctuation must name a model"):
+        LoadOptions(punctuation="")
