@@ -351,3 +351,18 @@ def demo():
     audio = [load_waveform(str(path)) for path in HELD_OUT_CLIPS]
     yield model, processor, processor(audio, sampling_rate=16000, return_tensors="pt")
     forget_compiled_decoding(model)
+
+
+@pytest.fixture(scope="session")
+def punc_dir(tmp_path_factory) -> Path:
+    """An original-format FireRedPunc folder: a tiny random BERT in upstream's layout (tests/test_punctuation.py)."""
+    from tests.test_punctuation import make_upstream_folder
+
+    return make_upstream_folder(tmp_path_factory.mktemp("punc") / "FireRedPunc")
+
+
+@pytest.fixture(scope="session")
+def converted_punc_dir(tmp_path_factory, punc_dir) -> Path:
+    from transformers_fireredasr.conversion.punc import convert_punc
+
+    return convert_punc(punc_dir, tmp_path_factory.mktemp("punc_hf") / "converted")

@@ -42,6 +42,7 @@ HUB_IDS = {
     "FireRedTeam/FireRedASR-LLM-L": "llm",
     "FireRedTeam/FireRedASR2-AED": "aed2",
     "FireRedTeam/FireRedASR2-LLM": "llm",  # the same code as v1; the tiny v1 fixture stands in
+    "FireRedTeam/FireRedPunc": "punc",  # a tiny random BERT in FireRedPunc's layout: it punctuates at random
 }
 LOCAL_NAMES = {"fireredasr-aed-l": "aed", "fireredasr-llm-l": "llm"}
 ORIGINAL_NAMES = {
@@ -57,6 +58,7 @@ MODEL_FIXTURES = {
     "original_aed": "trained_aed_dir",
     "original_llm": "llm_dir",
     "original_aed2": "aed2_dir",
+    "punc": "converted_punc_dir",
 }
 REPOSITORY_FOLDERS = ("examples", "tools", "conversion", "benchmarks", "notebooks")
 AUDIO_EXTENSIONS = r"(?:wav|flac|mp3|ogg|m4a)"

@@ -55,6 +55,8 @@ VERSION_SENSITIVE = {
     "test_hotwords.py::test_a_listed_phrase_fixes_the_transcript_in_every_mode*": "logits processors in every search",
     "test_word_timestamps.py::test_word_chunks_follow_the_tokens*": "the pipeline's chunk format",
     "test_fireredasr2.py::test_ctc_log_probs_match_the_reference_encoder*": "the CTC head against the reference",
+    "test_punctuation.py::test_tag_logits_equal_the_upstream_structure*": "transformers' BERT against upstream's",
+    "test_punctuation.py::test_differing_vocabularies*": "transformers' BERT tokenizer and embeddings",
 }
 
 
