@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-seconds", type=float, default=120.0, help="audio seconds per model batch")
     parser.add_argument("--num-beams", type=int, default=None)
     parser.add_argument("--address", help="an existing cluster (default: start a local Ray)")
-    parser.add_argument("--local-cpus", type=int, default=4, help="local Ray: logical CPUs (>= 4: see docs/archives.md)")
+    parser.add_argument(
+        "--local-cpus", type=int, default=4, help="local Ray: logical CPUs (>= 4: see docs/archives.md)"
+    )
     parser.add_argument("--local-gpus", type=int, default=None, help="local Ray: logical GPUs")
     options = parser.parse_args(argv)
     if options.actors < 1 or options.batch_size < 1 or not options.batch_seconds > 0:
