@@ -12,7 +12,6 @@ English in its output, dropping `<blank>`/`<sil>`; it gets the FireRedASR2-AED c
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .checkpoint import load_original_package, require_args
-from .hub import AED2_CARD, AED_CARD, finish_conversion
+from .hub import AED2_CARD, AED_CARD, converter_main, finish_conversion
 from .key_mapping import AED_PREFIXES, V2_AED_MARKER, convert_state_dict
 
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
@@ -152,14 +151,7 @@ def convert_aed(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input_dir", required=True, help="original FireRedASR-AED directory")
-    parser.add_argument("--output_dir", required=True, help="where to write the transformers folder")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also upload the folder to the Hub")
-    options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    convert_aed(options.input_dir, options.output_dir, getattr(torch, options.dtype), options.push_to_hub)
+    converter_main(convert_aed, "FireRedASR-AED", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -53,3 +55,18 @@ def finish_conversion(output_dir: Path, push_to_hub: str | None, model_card: str
         api.upload_folder(folder_path=str(output_dir), repo_id=push_to_hub)
         logger.info("uploaded %s to %s", output_dir, push_to_hub)
     return output_dir
+
+
+def converter_main(convert: Callable[..., Path], what: str, description: str, argv: Sequence[str] | None) -> None:
+    """The command line every one-folder converter shares: `--input_dir` (the original `what` folder),
+    `--output_dir`, `--dtype` and `--push_to_hub`, handed to `convert(input_dir, output_dir, dtype, push_to_hub)`."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_dir", required=True, help=f"original {what} directory")
+    parser.add_argument("--output_dir", required=True, help="where to write the transformers folder")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also upload the folder to the Hub")
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    convert(options.input_dir, options.output_dir, getattr(torch, options.dtype), options.push_to_hub)

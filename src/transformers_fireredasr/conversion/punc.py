@@ -32,7 +32,7 @@ from transformers import BertConfig, BertForTokenClassification, BertTokenizer
 
 from .aed import check_input_dir
 from .checkpoint import load_original_package, require_args
-from .hub import finish_conversion
+from .hub import converter_main, finish_conversion
 
 logger = logging.getLogger(__name__)
 
@@ -222,14 +222,7 @@ def convert_punc(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input_dir", required=True, help="original FireRedPunc directory")
-    parser.add_argument("--output_dir", required=True, help="where to write the transformers folder")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also upload the folder to the Hub")
-    options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    convert_punc(options.input_dir, options.output_dir, getattr(torch, options.dtype), options.push_to_hub)
+    converter_main(convert_punc, "FireRedPunc", __doc__, argv)
 
 
 if __name__ == "__main__":
