@@ -144,13 +144,13 @@ def make_upstream_folder(
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory) -> Path:
-    return make_upstream_folder(tmp_path_factory.mktemp("punc") / "FireRedPunc")
+def upstream(punc_dir) -> Path:
+    return punc_dir  # conftest.py's session folder, shared with the docs' examples
 
 
 @pytest.fixture(scope="module")
-def converted(upstream, tmp_path_factory) -> Path:
-    return convert_punc(upstream, tmp_path_factory.mktemp("punc-hf") / "converted")
+def converted(converted_punc_dir) -> Path:
+    return converted_punc_dir
 
 
 @pytest.fixture(scope="module")
