@@ -120,3 +120,37 @@ def test_a_model_that_cannot_be_found_is_a_clear_error(files, tmp_path, capsys, 
     assert cli.main([*argv, "--model", str(missing), "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert "no-such-model" in error and "Traceback" not in error
+
+
+def test_punctuation_gives_sentences_that_end_the_subtitle_cues(
+    converted_aed_dir, converted_punc_dir, files, tmp_path
+):
+    """`--punctuation MODEL`: jsonl rows carry timed sentences, their text is the transcript with marks, and every
+    sentence end closes an srt cue. The tiny punctuation model marks at random, which is all this needs."""
+    import io
+    from contextlib import redirect_stdout
+
+    def run(*extra: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = cli.main([files["good"][0], "--model", str(converted_aed_dir), "--no-progress", *extra])
+        assert code == 0
+        return out.getvalue()
+
+    plain = json.loads(run("--output-format", "jsonl"))
+    row = json.loads(run("--output-format", "jsonl", "--punctuation", str(converted_punc_dir)))
+    assert row["sentences"] and row["sentence_timing"] == "segments"  # this model has no CTC head
+    assert re.sub(r"[，。？！,.?!\s]", "", row["text"]) == re.sub(r"\s", "", plain["text"])
+    assert "".join(sentence["text"] for sentence in row["sentences"]) == row["text"]
+    run("--output-format", "srt", "--output-dir", str(tmp_path), "--punctuation", str(converted_punc_dir))
+    cue_ends = re.findall(
+        r"--> (\d\d:\d\d:\d\d,\d\d\d)", (tmp_path / Path(files["good"][0]).with_suffix(".srt").name).read_text()
+    )
+    for sentence in row["sentences"]:
+        assert cli.srt_timestamp(sentence["end"]) in cue_ends
+
+
+def test_archive_runs_refuse_punctuation_for_now(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--files", str(tmp_path), "--output-dir", str(tmp_path / "run"), "--punctuation", "x"])
+    assert exit.value.code == 2 and "archive runs do not punctuate yet" in capsys.readouterr().err

@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         "float16, bfloat16 and --quantize ones may differ",
     )
     add_load_arguments(parser)
+    parser.add_argument(
+        "--punctuation",
+        default=None,
+        metavar="MODEL",
+        help="a punctuation model (a FireRedPunc folder or Hub id, original or converted): punctuated text and timed "
+        "sentences (jsonl: sentences; srt/vtt cues and the TextGrid's sentence tier end at sentence ends); audio "
+        "files only",
+    )
     add_transcribe_arguments(parser)
     parser.add_argument(
         "--output-format",
@@ -100,7 +108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def engine_options(options: argparse.Namespace) -> tuple[LoadOptions, TranscribeOptions]:
     """The load and transcription options the flags give; raises OptionError for a bad value."""
-    load = load_options(options)
+    load = dataclasses.replace(load_options(options), punctuation=options.punctuation)
     hotwords: tuple = ()
     if options.hotwords is not None:
         from .hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords_file
@@ -180,6 +188,8 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
     if options.subtitles and options.merge is None:
         parser.error("--subtitles goes with --merge RUN_DIR")
     if options.run or options.merge is not None:
+        if options.punctuation is not None:
+            parser.error("--punctuation is for audio files: archive runs do not punctuate yet")
         if options.audio:
             parser.error("audio files and a run input: list the files in a --manifest, or use --files DIR_OR_GLOB")
         if options.output_format is not None:
@@ -224,6 +234,8 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
         row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
         if "segments" in result:
             row["words"] = word_records(result["chunks"])
+        if result.get("sentences") is not None:  # punctuated: each sentence's text, start and end
+            row["sentences"], row["sentence_timing"] = result["sentences"], result.get("sentence_timing")
         print(json.dumps(row, ensure_ascii=False), flush=True)
     elif options.output_format in ("srt", "vtt"):
         target = Path(options.output_dir) / (Path(path).stem + "." + options.output_format)
