@@ -167,15 +167,22 @@ def cues_from_words(
         if not inside:
             cues.extend(split_evenly(segment, max_cue_s) if segment["text"].strip() else [])
             continue
-        group = [inside[0]]
-        for word in inside[1:]:
-            gap = word["timestamp"][0] - group[-1]["timestamp"][1]
-            if gap >= max_pause_s or word["timestamp"][1] - group[0]["timestamp"][0] > max_cue_s:
-                cues.append(_cue(group))
-                group = []
-            group.append(word)
-        cues.append(_cue(group))
+        cues.extend(_cue(group) for group in _groups_at_pauses(inside, max_pause_s, max_cue_s))
     return cues
+
+
+def _groups_at_pauses(words: Sequence[dict], max_pause_s: float, max_cue_s: float) -> list[list[dict]]:
+    """Timed words in runs: a new run starts where the gap to the previous word is at least `max_pause_s`, or where
+    the run would otherwise last longer than `max_cue_s`."""
+    groups, group = [], [words[0]]
+    for word in words[1:]:
+        gap = word["timestamp"][0] - group[-1]["timestamp"][1]
+        if gap >= max_pause_s or word["timestamp"][1] - group[0]["timestamp"][0] > max_cue_s:
+            groups.append(group)
+            group = []
+        group.append(word)
+    groups.append(group)
+    return groups
 
 
 def _cue(words: Sequence[dict]) -> dict:
@@ -225,15 +232,7 @@ def cues_from_sentences(
             remaining = []
             cues.extend(split_evenly(chunk, max_cue_s))
             continue
-        groups, group = [], [mine[0]]
-        for word in mine[1:]:
-            gap = word["timestamp"][0] - group[-1]["timestamp"][1]
-            if gap >= max_pause_s or word["timestamp"][1] - group[0]["timestamp"][0] > max_cue_s:
-                groups.append(group)
-                group = []
-            group.append(word)
-        groups.append(group)
-        for group in groups:
+        for group in _groups_at_pauses(mine, max_pause_s, max_cue_s):
             piece, text = _take_letters(text, sum(_letters(w["text"]) for w in group))
             cues.append({"text": piece, "timestamp": (group[0]["timestamp"][0], group[-1]["timestamp"][1])})
     return cues
