@@ -226,6 +226,25 @@ def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
     return formats.subtitle_cues(result["chunks"], None, options.max_cue_seconds, sentences=sentences)
 
 
+def textgrid_tiers(result: dict) -> dict[str, list[dict]]:
+    """A result's TextGrid tiers: its sentences when punctuated, its speech segments, and its words when timed."""
+    tiers = {"segments": result.get("segments", result["chunks"])}
+    if "segments" in result:  # word times: the chunks are words
+        tiers["words"] = result["chunks"]
+    if result.get("sentences") is not None:  # a punctuated transcript: its sentences come first
+        sentences = [{"text": s["text"], "timestamp": (s["start"], s["end"])} for s in result["sentences"]]
+        tiers = {"sentences": sentences, **tiers}
+    return tiers
+
+
+def write_file(path: str, suffix: str, text: str, options: argparse.Namespace) -> None:
+    """Writes `text` to OUTPUT_DIR/<audio file's stem><suffix> and prints where."""
+    target = Path(options.output_dir) / (Path(path).stem + suffix)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(target, flush=True)
+
+
 def write_result(path: str, result: dict, options: argparse.Namespace, several: bool, duration: float = 0.0) -> None:
     """Prints (text, jsonl) or writes (srt, vtt, textgrid) one file's transcript; `duration` is the audio's length
     in seconds (a TextGrid covers the whole recording)."""
@@ -238,22 +257,10 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
             row["sentences"], row["sentence_timing"] = result["sentences"], result.get("sentence_timing")
         print(json.dumps(row, ensure_ascii=False), flush=True)
     elif options.output_format in ("srt", "vtt"):
-        target = Path(options.output_dir) / (Path(path).stem + "." + options.output_format)
-        target.parent.mkdir(parents=True, exist_ok=True)
         writer = to_srt if options.output_format == "srt" else to_vtt
-        target.write_text(writer(subtitle_cues(result, options)), encoding="utf-8")
-        print(target, flush=True)
+        write_file(path, "." + options.output_format, writer(subtitle_cues(result, options)), options)
     elif options.output_format == "textgrid":
-        target = Path(options.output_dir) / (Path(path).stem + ".TextGrid")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tiers = {"segments": result.get("segments", result["chunks"])}
-        if "segments" in result:  # word times: the chunks are words
-            tiers["words"] = result["chunks"]
-        if result.get("sentences") is not None:  # a punctuated transcript: its sentences come first
-            sentences = [{"text": s["text"], "timestamp": (s["start"], s["end"])} for s in result["sentences"]]
-            tiers = {"sentences": sentences, **tiers}
-        target.write_text(to_textgrid(tiers, duration), encoding="utf-8")
-        print(target, flush=True)
+        write_file(path, ".TextGrid", to_textgrid(textgrid_tiers(result), duration), options)
     elif several:
         print(f"{path}\t{result['text']}", flush=True)
     else:
