@@ -558,6 +558,29 @@ def test_archive_style_runs_punctuate_the_inputs_of_a_batch_together(demo_engine
         assert outcome.result == engine.transcribe(path, timestamps="word")
 
 
+def test_one_transcript_that_cannot_be_punctuated_fails_alone(demo_engine, converted):
+    punctuator = Punctuator.from_pretrained(converted)
+    original = punctuator.punctuate_segments
+    bad = str(HELD_OUT_CLIPS[1])
+    bad_text = demo_engine.transcribe(bad)["text"]
+
+    def punctuate_segments(transcripts):
+        if any(segment.text == bad_text for transcript in transcripts for segment in transcript):
+            raise RuntimeError("this text breaks the punctuation model")
+        return original(transcripts)
+
+    punctuator.punctuate_segments = punctuate_segments
+    engine = Engine(demo_engine.model, demo_engine.feature_extractor, demo_engine.tokenizer, punctuator=punctuator)
+    clips = [(path.name, str(path)) for path in HELD_OUT_CLIPS]
+    outcomes = list(engine.transcribe_many(clips, TranscribeOptions(), batch_size=4))
+    assert [outcome.key for outcome in outcomes if outcome.error] == [HELD_OUT_CLIPS[1].name]
+    failed = next(outcome for outcome in outcomes if outcome.error)
+    assert failed.result is None and "punctuation failed (this text breaks the punctuation model)" in failed.error
+    for outcome, (_, path) in zip(outcomes, clips, strict=True):
+        if path != bad:
+            assert outcome.result == engine.transcribe(path) and outcome.result["sentences"]
+
+
 def test_engine_and_pipeline_load_the_punctuation_model_once_by_name(demo_engine, converted):
     engine = Engine.from_pretrained(DEMO, {"device": "cpu", "punctuation": str(converted)})
     assert isinstance(engine.punctuator, Punctuator)

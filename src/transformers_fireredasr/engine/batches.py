@@ -24,7 +24,7 @@ def each_or_error(run: Callable[[Sequence], list[Result]], items: Sequence) -> l
     except Exception as error:
         if len(items) == 1:
             return [error]
-        logger.warning(f"a batch of {len(items)} failed ({error}); decoding its segments one at a time")
+        logger.warning(f"a batch of {len(items)} failed ({error}); running its items one at a time")
     outcomes: list[Result | Exception] = []
     for item in items:
         try:

@@ -235,19 +235,33 @@ class Engine:
             yield from self._punctuated(finished, options)
 
     def _punctuated(self, finished: list[tuple[dict, Outcome]], options: TranscribeOptions) -> list[Outcome]:
-        """The outcomes of the inputs finished by one decoding batch, their results punctuated together."""
+        """The outcomes of the inputs finished by one decoding batch, their results punctuated together; when that
+        pass fails, each input is punctuated alone, so only an input that cannot be punctuated fails."""
         done = [(state, outcome) for state, outcome in finished if outcome.result is not None]
         items = [
             (state["prepared"], [state["results"][s.index] for s in state["prepared"].segments], outcome.result)
             for state, outcome in done
         ]
-        try:
+        errors = {
+            id(outcome): error
+            for (_, outcome), error in zip(done, each_or_error(self._punctuate_batch(options), items), strict=True)
+            if isinstance(error, Exception)
+        }
+        return [
+            Outcome(o.key, None, o.duration, f"punctuation failed ({_message(errors[id(o)])})")
+            if id(o) in errors
+            else o
+            for _, o in finished
+        ]
+
+    def _punctuate_batch(self, options: TranscribeOptions) -> Callable[[Sequence], list[None]]:
+        """`punctuate` as a batch function for `each_or_error`: one None per punctuated item."""
+
+        def run(items: Sequence) -> list[None]:
             self.punctuate(items, options)
-        except Exception as error:
-            failed = {id(outcome) for _, outcome in done}
-            message = f"punctuation failed ({_message(error)})"
-            return [Outcome(o.key, None, o.duration, message) if id(o) in failed else o for _, o in finished]
-        return [outcome for _, outcome in finished]
+            return [None] * len(items)
+
+        return run
 
     def _finish(self, state: dict, options: TranscribeOptions) -> Outcome:
         prepared = state["prepared"]
