@@ -59,6 +59,13 @@ def _silero_model():
         return _silero().load_silero_vad()
 
 
+def new_vad_model():
+    """A silero-vad model of the caller's own: its recurrent state follows one stream (a live session feeds it
+    32 ms at a time), unlike the shared model `vad_segments` runs whole recordings through."""
+    with torchscript_deprecations_silenced():
+        return _silero().load_silero_vad()
+
+
 def is_silent(audio: np.ndarray) -> bool:
     """True for digital silence or near-silence (peak below about -66 dBFS)."""
     return audio.size == 0 or float(np.abs(audio).max()) < SILENCE_PEAK
