@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="larger uploads get 413 (default: 25)")
     parser.add_argument("--max-audio-seconds", type=float, default=3600.0, help="longer audio gets 413")
     parser.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request gets 503")
+    parser.add_argument(
+        "--max-realtime-sessions",
+        type=int,
+        default=16,
+        help="live transcription sessions (WS /v1/realtime) open at once; one more gets an error event and is closed",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     add_load_arguments(parser)
@@ -96,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_upload_mb=options.max_upload_mb,
             max_audio_seconds=options.max_audio_seconds,
             request_timeout_s=options.request_timeout,
+            max_realtime_sessions=options.max_realtime_sessions,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
