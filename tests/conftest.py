@@ -366,3 +366,20 @@ def converted_punc_dir(tmp_path_factory, punc_dir) -> Path:
     from transformers_fireredasr.conversion.punc import convert_punc
 
     return convert_punc(punc_dir, tmp_path_factory.mktemp("punc_hf") / "converted")
+
+
+@pytest.fixture(scope="session")
+def lid_dir(tmp_path_factory, trained_aed_dir, speech) -> Path:
+    """An original-format FireRedLID folder: the trained AED's encoder and CMVN, a 6-layer label decoder over 120
+    labels trained a little on the corpus (tests/reference_lid.py), so its labels follow the audio."""
+    from tests.reference_lid import build_reference_lid
+
+    folder = tmp_path_factory.mktemp("lid") / "FireRedLID"
+    return build_reference_lid(folder, trained_aed_dir, [u.path for u in speech])
+
+
+@pytest.fixture(scope="session")
+def converted_lid_dir(tmp_path_factory, lid_dir) -> Path:
+    from transformers_fireredasr.conversion.lid import convert_lid
+
+    return convert_lid(lid_dir, tmp_path_factory.mktemp("lid_hf") / "converted")

@@ -43,6 +43,7 @@ HUB_IDS = {
     "FireRedTeam/FireRedASR2-AED": "aed2",
     "FireRedTeam/FireRedASR2-LLM": "llm",  # the same code as v1; the tiny v1 fixture stands in
     "FireRedTeam/FireRedPunc": "punc",  # a tiny random BERT in FireRedPunc's layout: it punctuates at random
+    "FireRedTeam/FireRedLID": "lid",  # the tiny test AED's encoder and a label decoder trained a little
 }
 LOCAL_NAMES = {"fireredasr-aed-l": "aed", "fireredasr-llm-l": "llm"}
 ORIGINAL_NAMES = {
@@ -59,6 +60,7 @@ MODEL_FIXTURES = {
     "original_llm": "llm_dir",
     "original_aed2": "aed2_dir",
     "punc": "converted_punc_dir",
+    "lid": "converted_lid_dir",
 }
 REPOSITORY_FOLDERS = ("examples", "tools", "conversion", "benchmarks", "notebooks")
 AUDIO_EXTENSIONS = r"(?:wav|flac|mp3|ogg|m4a)"

@@ -9,6 +9,7 @@ from .compiled_decoding import (
     forget_compiled_decoding,
 )
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
+from .configuration_fireredlid import FireRedLidConfig
 from .conversion.resolve import resolve_model
 from .demo_model import demo_model_dir
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
@@ -21,10 +22,12 @@ from .modeling_fireredasr_aed import (
     FireRedAedPreTrainedModel,
 )
 from .modeling_fireredasr_llm import FireRedLlmAdapter, FireRedLlmForSpeechSeq2Seq, FireRedLlmPreTrainedModel
+from .modeling_fireredlid import FireRedLidForConditionalGeneration, FireRedLidOutput
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .registration import register
 from .speed_paths import apply_speed_paths, remove_speed_paths
 from .tokenization_fireredasr import FireRedAsrTokenizer
+from .tokenization_fireredlid import FireRedLidTokenizer
 
 register()
 
@@ -42,6 +45,10 @@ __all__ = [
     "FireRedConformerConfig",
     "FireRedConformerEncoder",
     "FireRedConformerPreTrainedModel",
+    "FireRedLidConfig",
+    "FireRedLidForConditionalGeneration",
+    "FireRedLidOutput",
+    "FireRedLidTokenizer",
     "FireRedLlmAdapter",
     "FireRedLlmConfig",
     "FireRedLlmForSpeechSeq2Seq",

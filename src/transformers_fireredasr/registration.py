@@ -11,6 +11,7 @@ from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
     AutoModel,
+    AutoModelForAudioClassification,
     AutoModelForSpeechSeq2Seq,
     AutoProcessor,
     AutoTokenizer,
@@ -19,12 +20,16 @@ from transformers.models.auto import modeling_auto
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
+from .configuration_fireredlid import FireRedLidConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_conformer import FireRedConformerEncoder
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .modeling_fireredlid import FireRedLidForConditionalGeneration
+from .pipeline_fireredlid import FireRedLidPipeline
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
+from .tokenization_fireredlid import FireRedLidTokenizer
 
 
 def register() -> None:
@@ -52,7 +57,25 @@ def register() -> None:
     PIPELINE_REGISTRY.supported_tasks["automatic-speech-recognition"]["impl"] = (
         "transformers_fireredasr.pipeline_fireredasr.FireRedAsrPipeline"
     )
+    register_language_identification()
     explain_original_releases()
+
+
+def register_language_identification() -> None:
+    """FireRedLID: the Auto classes, and `pipeline("audio-classification", model=dir)` (see pipeline_fireredlid.py),
+    whose task class hands every other model the class the task had before."""
+    AutoConfig.register(FireRedLidConfig.model_type, FireRedLidConfig, exist_ok=True)
+    AutoModelForAudioClassification.register(FireRedLidConfig, FireRedLidForConditionalGeneration, exist_ok=True)
+    AutoFeatureExtractor.register(FireRedLidConfig, FireRedAsrFeatureExtractor, exist_ok=True)
+    AutoTokenizer.register(FireRedLidConfig, slow_tokenizer_class=FireRedLidTokenizer, exist_ok=True)
+    AutoProcessor.register(FireRedLidConfig, FireRedAsrProcessor, exist_ok=True)
+    # The pipeline's model check reads this plain dict (it logs an error for a class that is not named there).
+    name = FireRedLidForConditionalGeneration.__name__
+    modeling_auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES[FireRedLidConfig.model_type] = name
+    task = PIPELINE_REGISTRY.supported_tasks["audio-classification"]
+    if task["impl"] is not FireRedLidPipeline:
+        FireRedLidPipeline.fallback = task["impl"]
+        task["impl"] = FireRedLidPipeline
 
 
 def explain_original_releases() -> None:

@@ -53,6 +53,13 @@ AED_PREFIXES: dict[str, tuple[list[tuple[str, str]], str]] = {
     "ctc.": (CTC_KEY_MAPPING, "ctc_head."),
 }
 
+# FireRedLID's checkpoint: the AED encoder, and the decoder under `lid_decoder.` (its tied `tgt_word_prj` is checked
+# and dropped by the converter, `conversion/lid.py`), for FireRedLidForConditionalGeneration.
+LID_PREFIXES: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "encoder.": (ENCODER_KEY_MAPPING, "model.encoder."),
+    "lid_decoder.": (DECODER_KEY_MAPPING, "model.decoder."),
+}
+
 # The state-dict key whose presence marks a FireRedASR2-AED checkpoint (v1 has no CTC head).
 V2_AED_MARKER = "ctc.ctc_lo.weight"
 

@@ -34,6 +34,7 @@ ORIGINAL_HUB_REPOS = (
     "FireRedTeam/FireRedASR2-AED",
     "FireRedTeam/FireRedASR2-LLM",
     "FireRedTeam/FireRedPunc",
+    "FireRedTeam/FireRedLID",
 )
 # The Hub's FireRedASR-LLM repositories leave out the language model, which the original code expects linked in.
 BASE_LLM_REPO = "Qwen/Qwen2-7B-Instruct"
@@ -41,6 +42,7 @@ CONVERTERS = {
     "aed": "conversion/convert_fireredasr_aed.py",
     "llm": "conversion/convert_fireredasr_llm.py",
     "punc": "conversion/convert_fireredpunc.py",
+    "lid": "conversion/convert_fireredlid.py",
 }
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -68,6 +70,10 @@ def original_kind(folder: str | os.PathLike[str]) -> str | None:
 
     if is_punc_folder(folder):
         return "punc"
+    from .lid import is_lid_folder
+
+    if is_lid_folder(folder):
+        return "lid"
 
     for kind, names in (("llm", LLM_FILES), ("aed", AED_FILES)):  # LLM first: its asr_encoder.pth.tar decides
         try:
@@ -129,12 +135,21 @@ def original_format_error(name_or_path: object) -> OriginalFormatError | None:
         if kind is None:
             return None
         family = "FireRedPunc" if kind == "punc" else f"FireRedASR-{kind.upper()}"
+        family = "FireRedLID" if kind == "lid" else family
         what = f"{name} is an original {family} release folder (no config.json)"
     elif name in ORIGINAL_HUB_REPOS:
         kind = "punc" if "Punc" in name else "llm" if "LLM" in name else "aed"
+        kind = "lid" if name.endswith("FireRedLID") else kind
         what = f"{name} holds the original FireRedASR release on the Hub (model.pth.tar, no config.json)"
     else:
         return None
+    if kind == "lid":
+        return OriginalFormatError(
+            f"{what}, which transformers cannot load as it is. `transformers_fireredasr.resolve_model({name!r})` "
+            "converts it once (cached and reused) and returns the converted folder to pass to from_pretrained or "
+            f"pipeline('audio-classification', ...), as does `python {CONVERTERS[kind]} --input_dir DIR --output_dir "
+            "OUT`; --lid-model takes the original folder or Hub id directly."
+        )
     if kind == "punc":
         return OriginalFormatError(
             f"{what}, which transformers cannot load as it is. `transformers_fireredasr.punctuation.Punctuator."
@@ -213,6 +228,10 @@ def _converted(kind: str, folder: Path, source: str, revision: str, label: str, 
 
 
 def _convert(kind: str, source: Path, output: Path) -> Path:
+    if kind == "lid":
+        from .lid import convert_lid
+
+        return Path(convert_lid(source, output))
     if kind == "punc":
         from .punc import convert_punc
 
@@ -246,6 +265,10 @@ def _family(converted: Path) -> str:
     card = (converted / "README.md").read_text("utf-8") if (converted / "README.md").is_file() else ""
     if card == punc_card_text():
         return PUNC_CARD
+    from .lid import LID_CARD, lid_card_text
+
+    if card == lid_card_text():
+        return LID_CARD
     return next((name.removesuffix("-L") for name in MODEL_CARDS if model_card_text(name) == card), "FireRedASR")
 
 

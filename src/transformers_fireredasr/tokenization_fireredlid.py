@@ -1,0 +1,97 @@
+"""Tokenizer for FireRedLID: one token per language or dialect label of its `dict.txt`, labels joined by spaces."""
+
+from __future__ import annotations
+
+import os
+
+from transformers.tokenization_python import PreTrainedTokenizer
+
+from .tokenization_fireredasr import load_vocab
+
+VOCAB_FILES_NAMES = {"vocab_file": "dict.txt"}
+
+
+class FireRedLidTokenizer(PreTrainedTokenizer):
+    """
+    Constructs a FireRedLID tokenizer (a slow, pure-python tokenizer) over the labels of its `dict.txt`.
+
+    Text is split at whitespace, one label per word (`"zh mandarin"` -> `["zh", "mandarin"]`); decoding joins the
+    labels with one space, as upstream prints them. Encoding appends `eos_token` (training labels are
+    `labels + <eos>`; the model prepends the `<sos>` start token itself).
+
+    Args:
+        vocab_file (`str`):
+            The `dict.txt` label list: one `label id` line per label, ids 0..N-1 in order.
+        unk_token (`str`, *optional*, defaults to `"<unk>"`), bos_token (`str`, *optional*, defaults to `"<sos>"`),
+        eos_token (`str`, *optional*, defaults to `"<eos>"`), pad_token (`str`, *optional*, defaults to `"<pad>"`):
+            The special labels of the release (ids 1, 3, 4 and 2).
+    """
+
+    vocab_files_names = VOCAB_FILES_NAMES
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(
+        self,
+        vocab_file: str,
+        unk_token: str = "<unk>",
+        bos_token: str = "<sos>",
+        eos_token: str = "<eos>",
+        pad_token: str = "<pad>",
+        **kwargs,
+    ):
+        self.vocab_file = vocab_file
+        self.encoder = load_vocab(vocab_file)
+        self.decoder = {index: token for token, index in self.encoder.items()}
+        for name, token in (("unk", unk_token), ("bos", bos_token), ("eos", eos_token), ("pad", pad_token)):
+            if str(token) not in self.encoder:
+                raise ValueError(f"The {name} token {str(token)!r} is not in {vocab_file}.")
+        super().__init__(unk_token=unk_token, bos_token=bos_token, eos_token=eos_token, pad_token=pad_token, **kwargs)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.encoder)
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = dict(self.encoder)
+        vocab.update(self.added_tokens_encoder)
+        return vocab
+
+    def _tokenize(self, text: str, **kwargs) -> list[str]:
+        return text.split()
+
+    def _convert_token_to_id(self, token: str) -> int:
+        return self.encoder.get(token, self.encoder[str(self.unk_token)])
+
+    def _convert_id_to_token(self, index: int) -> str:
+        return self.decoder.get(index, str(self.unk_token))
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        """Labels joined by one space, as upstream's `detokenize`."""
+        return " ".join(tokens)
+
+    def build_inputs_with_special_tokens(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        """Appends `eos_token_id`: `labels + <eos>` are the training targets (`<sos>` is prepended by the model)."""
+        return token_ids_0 + (token_ids_1 or []) + [self.eos_token_id]
+
+    def get_special_tokens_mask(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
+    ) -> list[int]:
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
+        return [0] * (len(token_ids_0) + len(token_ids_1 or [])) + [1]
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        """Writes `dict.txt` to `save_directory`."""
+        if not os.path.isdir(save_directory):
+            raise ValueError(f"Vocabulary path ({save_directory}) should be a directory.")
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
+        with open(path, "w", encoding="utf-8") as file:
+            for token, index in sorted(self.encoder.items(), key=lambda item: item[1]):
+                file.write(f"{token} {index}\n")
+        return (path,)
+
+
+__all__ = ["FireRedLidTokenizer"]
