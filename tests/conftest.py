@@ -383,3 +383,31 @@ def converted_lid_dir(tmp_path_factory, lid_dir) -> Path:
     from transformers_fireredasr.conversion.lid import convert_lid
 
     return convert_lid(lid_dir, tmp_path_factory.mktemp("lid_hf") / "converted")
+
+
+@pytest.fixture(scope="session")
+def vad_recordings(speech) -> dict[str, np.ndarray]:
+    """Speech with pauses (four utterances of the corpus), digital silence, and noise, as float audio."""
+    from tests.audio import join_with_pauses
+
+    spoken = [u.audio for u in speech if u.text][:4]
+    recording, _ = join_with_pauses(spoken, np.random.default_rng(7))
+    return {"speech": recording, "silence": np.zeros(32000, dtype=np.float32), "noise": noise(3.0, seed=11)}
+
+
+@pytest.fixture(scope="session")
+def vad_release_dir(tmp_path_factory, vad_recordings) -> Path:
+    """An original-format FireRedVAD release: `VAD/`, `Stream-VAD/` and `AED/`, upstream's DFSMN with random weights
+    and an output layer fitted to frame energy (tests/vad_reference.py)."""
+    from tests.vad_reference import make_upstream_release
+
+    calibration = [vad_recordings["speech"], vad_recordings["noise"], vad_recordings["silence"]]
+    return make_upstream_release(tmp_path_factory.mktemp("vad") / "FireRedVAD", calibration)
+
+
+@pytest.fixture(scope="session")
+def converted_vad_dir(tmp_path_factory, vad_release_dir) -> Path:
+    """The release converted: the VAD variant at the top, `Stream-VAD/` and `AED/` as subfolders."""
+    from transformers_fireredasr.conversion.vad import convert_vad
+
+    return convert_vad(vad_release_dir, tmp_path_factory.mktemp("vad_hf") / "converted")

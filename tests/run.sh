@@ -11,8 +11,9 @@
 # The newest releases go into this python (torch: the newest pip offers, never a downgrade of an installed newer
 # one). Another transformers or torch goes into its own virtualenv on top of it (.venv-transformers-X-torch-Y), with
 # only those packages and the companions of that torch (tests/versions.py) replaced. Also installed: the system tools
-# (espeak-ng, sox, ffmpeg, chromium), the project with its `test` extra, and the reference package `fireredasr==0.0.2`
-# (the oracle, with --no-deps: its declared modelscope and cn2an are not needed). Steps already satisfied are quick.
+# (espeak-ng, sox, ffmpeg, chromium), the project with its `test` extra, and the reference packages `fireredasr==0.0.2`
+# and `fireredvad==0.0.2` (the oracles, with --no-deps: fireredasr's declared modelscope and cn2an are not needed).
+# Steps already satisfied are quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ "$here" != "$PWD" ]; then
   python3 -m tests.versions constraints "$(python3 -c 'import torch; print(torch.__version__)')" > "$constraints"
   quiet_pip python3 -m pip install -q -c "$constraints" -e ".[test]"
   quiet_pip python3 -m pip install -q --no-deps "fireredasr==0.0.2"
+  # FireRedVAD's oracle: its kaldiio and kaldi-native-fbank come with the test extra; soundfile (for wav paths, which
+  # the tests never give it) and textgrid (its command lines) are not needed.
+  quiet_pip python3 -m pip install -q --no-deps "fireredvad==0.0.2"
   wanted="$(installed)"
   echo "$wanted" > "$stamp"
 fi

@@ -12,6 +12,7 @@ from transformers import (
     AutoFeatureExtractor,
     AutoModel,
     AutoModelForAudioClassification,
+    AutoModelForAudioFrameClassification,
     AutoModelForSpeechSeq2Seq,
     AutoProcessor,
     AutoTokenizer,
@@ -21,11 +22,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .configuration_fireredlid import FireRedLidConfig
+from .configuration_fireredvad import FireRedVadConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_conformer import FireRedConformerEncoder
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
 from .modeling_fireredlid import FireRedLidForConditionalGeneration
+from .modeling_fireredvad import FireRedVadForAudioFrameClassification
 from .pipeline_fireredlid import FireRedLidPipeline
 from .processing_fireredasr import FireRedAsrProcessor, FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
@@ -58,7 +61,17 @@ def register() -> None:
         "transformers_fireredasr.pipeline_fireredasr.FireRedAsrPipeline"
     )
     register_language_identification()
+    register_voice_activity_detection()
     explain_original_releases()
+
+
+def register_voice_activity_detection() -> None:
+    """FireRedVAD: `AutoModelForAudioFrameClassification` and `AutoFeatureExtractor` load a converted folder."""
+    AutoConfig.register(FireRedVadConfig.model_type, FireRedVadConfig, exist_ok=True)
+    AutoModelForAudioFrameClassification.register(
+        FireRedVadConfig, FireRedVadForAudioFrameClassification, exist_ok=True
+    )
+    AutoFeatureExtractor.register(FireRedVadConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 
 
 def register_language_identification() -> None:

@@ -35,6 +35,7 @@ ORIGINAL_HUB_REPOS = (
     "FireRedTeam/FireRedASR2-LLM",
     "FireRedTeam/FireRedPunc",
     "FireRedTeam/FireRedLID",
+    "FireRedTeam/FireRedVAD",
 )
 # The Hub's FireRedASR-LLM repositories leave out the language model, which the original code expects linked in.
 BASE_LLM_REPO = "Qwen/Qwen2-7B-Instruct"
@@ -43,6 +44,7 @@ CONVERTERS = {
     "llm": "conversion/convert_fireredasr_llm.py",
     "punc": "conversion/convert_fireredpunc.py",
     "lid": "conversion/convert_fireredlid.py",
+    "vad": "conversion/convert_fireredvad.py",
 }
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -74,6 +76,10 @@ def original_kind(folder: str | os.PathLike[str]) -> str | None:
 
     if is_lid_folder(folder):
         return "lid"
+    from .vad import is_vad_folder, release_variant
+
+    if is_vad_folder(folder) or release_variant(folder) is not None:
+        return "vad"
 
     for kind, names in (("llm", LLM_FILES), ("aed", AED_FILES)):  # LLM first: its asr_encoder.pth.tar decides
         try:
@@ -134,15 +140,22 @@ def original_format_error(name_or_path: object) -> OriginalFormatError | None:
         kind = original_kind(name)
         if kind is None:
             return None
-        family = "FireRedPunc" if kind == "punc" else f"FireRedASR-{kind.upper()}"
+        family = {"punc": "FireRedPunc", "vad": "FireRedVAD"}.get(kind, f"FireRedASR-{kind.upper()}")
         family = "FireRedLID" if kind == "lid" else family
         what = f"{name} is an original {family} release folder (no config.json)"
     elif name in ORIGINAL_HUB_REPOS:
-        kind = "punc" if "Punc" in name else "llm" if "LLM" in name else "aed"
+        kind = "punc" if "Punc" in name else "vad" if "VAD" in name else "llm" if "LLM" in name else "aed"
         kind = "lid" if name.endswith("FireRedLID") else kind
         what = f"{name} holds the original FireRedASR release on the Hub (model.pth.tar, no config.json)"
     else:
         return None
+    if kind == "vad":
+        return OriginalFormatError(
+            f"{what}, which transformers cannot load as it is. `transformers_fireredasr.vad.FireRedVadDetector."
+            f"from_pretrained({name!r})` converts it once (cached and reused), as does "
+            f"`transformers_fireredasr.resolve_model({name!r})`, which returns the converted folder, or "
+            f"`python {CONVERTERS[kind]} --input_dir DIR --output_dir OUT`."
+        )
     if kind == "lid":
         return OriginalFormatError(
             f"{what}, which transformers cannot load as it is. `transformers_fireredasr.resolve_model({name!r})` "
@@ -232,6 +245,10 @@ def _convert(kind: str, source: Path, output: Path) -> Path:
         from .lid import convert_lid
 
         return Path(convert_lid(source, output))
+    if kind == "vad":
+        from .vad import convert_vad
+
+        return Path(convert_vad(source, output))
     if kind == "punc":
         from .punc import convert_punc
 
@@ -269,6 +286,10 @@ def _family(converted: Path) -> str:
 
     if card == lid_card_text():
         return LID_CARD
+    from .vad import VAD_CARD, vad_card_text
+
+    if card == vad_card_text():
+        return VAD_CARD
     return next((name.removesuffix("-L") for name in MODEL_CARDS if model_card_text(name) == card), "FireRedASR")
 
 
