@@ -110,6 +110,25 @@ def test_converted_folder(converted_lid_dir, converted_aed_dir):
     assert all(torch.equal(lid_encoder[key], asr_encoder[key]) for key in lid_encoder)
 
 
+def test_shares_encoder_compares_weights_and_cmvn(converted_lid_dir, converted_aed_dir):
+    from transformers import AutoFeatureExtractor
+
+    from transformers_fireredasr import FireRedAedForConditionalGeneration
+    from transformers_fireredasr.modeling_fireredlid import shares_encoder
+
+    lid = FireRedLidForConditionalGeneration.from_pretrained(converted_lid_dir)
+    asr = FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir)
+    lid_features, asr_features = (
+        AutoFeatureExtractor.from_pretrained(d) for d in (converted_lid_dir, converted_aed_dir)
+    )
+    assert shares_encoder(asr, lid, asr_features, lid_features)
+    shifted = AutoFeatureExtractor.from_pretrained(converted_lid_dir, cmvn_mean=[0.0] * 80)
+    assert not shares_encoder(asr, lid, asr_features, shifted)
+    with torch.no_grad():
+        lid.get_encoder().layers[0].final_layer_norm.bias.add_(1e-3)
+    assert not shares_encoder(asr, lid)
+
+
 def _edited(lid_dir, tmp_path, edit):
     """A copy of the upstream folder whose package `edit(package)` changed."""
     import shutil

@@ -61,7 +61,7 @@ class FireRedLidForConditionalGeneration(FireRedAedForConditionalGeneration):
     @torch.no_grad()
     def identify(
         self,
-        input_features: torch.Tensor,
+        input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         top_k: int = 1,
         **generate_kwargs,
@@ -69,7 +69,9 @@ class FireRedLidForConditionalGeneration(FireRedAedForConditionalGeneration):
         """The `top_k` best label sequences of each input (`top_k` <= the beam width) with their confidences.
 
         Decodes with the generation config's settings (the converter writes upstream's); `generate_kwargs` override
-        them. Decode `label_ids[i, k][label_mask[i, k]]` with the tokenizer to get text such as `zh mandarin`.
+        them. `encoder_outputs=` (instead of `input_features`) decodes an encoder output computed elsewhere, such as
+        an ASR model's whose encoder weights and CMVN equal this model's (`shares_encoder`). Decode
+        `label_ids[i, k][label_mask[i, k]]` with the tokenizer to get text such as `zh mandarin`.
         """
         output = self.generate(
             input_features,
@@ -87,7 +89,7 @@ class FireRedLidForConditionalGeneration(FireRedAedForConditionalGeneration):
             output.sequences, output.token_scores, eos_token_id, self.config.pad_token_id
         )
         labels = output.sequences[:, 1:].masked_fill(~mask, self.config.pad_token_id)
-        batch = len(input_features)
+        batch = len(output.sequences) // top_k
         return FireRedLidOutput(
             label_ids=labels.view(batch, top_k, -1),
             label_mask=mask.view(batch, top_k, -1),
@@ -96,4 +98,24 @@ class FireRedLidForConditionalGeneration(FireRedAedForConditionalGeneration):
         )
 
 
-__all__ = ["FireRedLidForConditionalGeneration", "FireRedLidOutput", "label_confidence"]
+def shares_encoder(model, other, feature_extractor=None, other_feature_extractor=None) -> bool:
+    """Whether `model` and `other` (FireRedASR-AED and FireRedLID, say) have the same encoder: equal encoder configs
+    and weights and, when given, feature extractors with equal CMVN. Then one encoder pass serves both: pass its
+    output as `encoder_outputs=` to the other's `generate` or `identify`."""
+    if feature_extractor is not None and other_feature_extractor is not None:
+        statistics = ("feature_size", "cmvn_mean", "cmvn_istd", "frame_length_ms", "frame_shift_ms", "preemphasis")
+        if any(getattr(feature_extractor, k) != getattr(other_feature_extractor, k) for k in statistics):
+            return False
+    encoder, other_encoder = model.get_encoder(), other.get_encoder()
+    sizes = ("num_mel_bins", "hidden_size", "num_hidden_layers", "num_attention_heads", "conv_kernel_size")
+    if any(getattr(encoder.config, k) != getattr(other_encoder.config, k) for k in (*sizes, "layer_norm_eps")):
+        return False
+    weights, other_weights = encoder.state_dict(), other_encoder.state_dict()
+    return weights.keys() == other_weights.keys() and all(
+        weights[key].shape == other_weights[key].shape
+        and torch.equal(weights[key], other_weights[key].to(weights[key]))
+        for key in weights
+    )
+
+
+__all__ = ["FireRedLidForConditionalGeneration", "FireRedLidOutput", "label_confidence", "shares_encoder"]
