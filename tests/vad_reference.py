@@ -1,7 +1,7 @@
 """FireRedVAD's oracle (`fireredvad==0.0.2`) and upstream-format folders of its three variants with random weights.
 
 The package imports `soundfile` at module level only to read wav paths; the tests hand it arrays, so a stand-in module
-is enough. The folders are upstream's `DetectModel` with random weights whose output layer is fitted (least squares on
+is enough while it is imported. The folders are upstream's `DetectModel` with random weights whose output layer is fitted (least squares on
 the DFSMN's last hidden layer) to a frame-energy target, so that speech and pauses get different probabilities and the
 post-processing has segments to find; the audio-event variant's singing and music outputs follow other bands.
 """
@@ -9,6 +9,7 @@ post-processing has segments to find; the audio-event variant's singing and musi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -24,12 +25,18 @@ VARIANT_ARGS = {  # upstream's published sizes
 
 
 def oracle():
-    """The `fireredvad` package (its `soundfile` import satisfied by a stand-in)."""
-    sys.modules.setdefault("soundfile", types.ModuleType("soundfile"))
-    import fireredvad
-    import fireredvad.core.audio_feat
-    import fireredvad.core.detect_model
-
+    """The `fireredvad` package. Without soundfile installed, a stand-in module satisfies its import and is taken
+    out of `sys.modules` again at once, so that nothing else (transformers checks for soundfile) ever sees it."""
+    stand_in = "soundfile" not in sys.modules and importlib.util.find_spec("soundfile") is None
+    if stand_in:
+        sys.modules["soundfile"] = types.ModuleType("soundfile")
+    try:
+        import fireredvad
+        import fireredvad.core.audio_feat
+        import fireredvad.core.detect_model
+    finally:
+        if stand_in:
+            del sys.modules["soundfile"]
     return fireredvad
 
 
