@@ -45,6 +45,7 @@ from .openai_schema import (
     error_body,
     validation_message,
 )
+from .realtime import add_realtime_route
 from .settings import ServerSettings
 from .transcriber import AudioTooLong, prepare_upload, request_options
 from .upload_limit import UploadLimitMiddleware
@@ -348,6 +349,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             if not streaming:
                 ticket.release()
 
+    add_realtime_route(app, engine, settings, batcher)
     return app
 
 

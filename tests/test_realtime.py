@@ -1,0 +1,302 @@
+"""`WS /v1/realtime` on a real `fireredasr-serve` (uvicorn on 127.0.0.1, the bundled demo model), driven by the
+official `openai` client's realtime connections over both session shapes: manual commits and server_vad turns, the
+event order and item ids, deltas that only append and join to the completed transcript, completed transcripts
+equal to what `POST /v1/audio/transcriptions` gives for the same audio, the error events that keep the socket
+usable, the session cap, a bad session beside a good one, and the API key."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from tests.audio import HELD_OUT_CLIPS, join_with_pauses, read_wav
+from tests.realtime_helpers import (
+    DELTA,
+    TRANSCRIBED,
+    collect,
+    completed_count,
+    http_transcript,
+    of_type,
+    stream,
+    to_pcm24,
+)
+from transformers_fireredasr.segmentation import vad_available
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("fastapi")
+pytest.importorskip("websockets")
+from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
+from transformers_fireredasr.serving.realtime.resample import resample_pcm16  # noqa: E402
+
+MODEL = "fireredasr-demo"
+KEY = "live-key"
+pytestmark = pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)")
+MANUAL = {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}
+MANUAL["audio"]["input"]["turn_detection"] = None
+MANUAL["audio"]["input"]["transcription"] = {"model": MODEL, "language": "zh"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ServerProcess(["--api-key", KEY, "--max-realtime-sessions", "2", "--no-access-log"]) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [read_wav(path) for path in HELD_OUT_CLIPS]
+
+
+def client(server, key: str = KEY):
+    # The beta connection always dials wss:// unless told the websocket URL.
+    websocket_url = server.base_url.replace("http://", "ws://")
+    return openai.AsyncOpenAI(base_url=server.base_url, websocket_base_url=websocket_url, api_key=key, max_retries=0)
+
+
+def connect(server, key: str = KEY):
+    return client(server, key).realtime.connect(extra_query={"intent": "transcription"})
+
+
+def check_deltas(events: list[dict], item_id: str, transcript: str) -> str:
+    """The item's deltas come before its completed event. They join to the transcript when the stable text the
+    partial decodes agreed on is its prefix (the last delta then carries the rest); otherwise (a partial decode of
+    truncated audio can agree on a wrong word) nothing is sent after the commit, and nothing is taken back."""
+    mine = [e for e in events if e.get("item_id") == item_id]
+    kinds = [e["type"] for e in mine]
+    assert DELTA not in kinds[kinds.index(TRANSCRIBED) :]
+    joined = "".join(e["delta"] for e in mine if e["type"] == DELTA)
+    if not transcript.startswith(joined):
+        assert DELTA not in kinds[kinds.index("input_audio_buffer.committed") :], (joined, transcript)
+        return joined
+    assert joined == transcript
+    return joined
+
+
+def test_manual_commits_with_the_current_session_shape(server, clips):
+    first, second = (to_pcm24(clip) for clip in clips)
+
+    async def run():
+        async with connect(server) as connection:
+            await connection.session.update(session=MANUAL)
+            events = await collect(connection, lambda e: of_type(e, "session.updated"))
+            await stream(connection, first, speed=4)  # a little faster than real time: partial decodes still run
+            await connection.input_audio_buffer.commit()
+            events += await collect(connection, completed_count(1))
+            await stream(connection, second)
+            await connection.input_audio_buffer.commit()
+            events += await collect(connection, completed_count(1))
+            return events
+
+    events = asyncio.run(run())
+    assert [e["type"] for e in events[:2]] == ["session.created", "session.updated"]
+    updated = events[1]["session"]["audio"]["input"]
+    assert updated["turn_detection"] is None and updated["format"] == {"type": "audio/pcm", "rate": 24000}
+    committed, completed = of_type(events, "input_audio_buffer.committed"), of_type(events, TRANSCRIBED)
+    assert [c["item_id"] for c in committed] == [c["item_id"] for c in completed] and len(completed) == 2
+    assert committed[0].get("previous_item_id") is None
+    assert committed[1]["previous_item_id"] == committed[0]["item_id"]
+    for pcm, done in zip((first, second), completed, strict=True):
+        audio = resample_pcm16(pcm, 24000)
+        assert done["transcript"] and done["transcript"] == http_transcript(server.base_url, audio, KEY)
+        check_deltas(events, done["item_id"], done["transcript"])
+        assert done["usage"] == {"type": "duration", "seconds": pytest.approx(len(audio) / 16000, abs=1e-3)}
+        assert events.index(of_type(events, "input_audio_buffer.committed")[completed.index(done)]) < events.index(
+            done
+        )
+    assert of_type(events, "input_audio_buffer.speech_started") == []  # no turn detection: the client commits
+
+
+def test_server_vad_turns_with_the_beta_session_shape(server, clips):
+    recording, spans = join_with_pauses(clips, np.random.default_rng(7), (1.2, 1.4))
+    recording = np.concatenate([np.zeros(8000, dtype=np.float32), recording])
+    pcm = to_pcm24(recording)
+    session = {
+        "input_audio_format": "pcm16",
+        "input_audio_transcription": {"model": MODEL},
+        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
+    }
+
+    async def run():
+        beta = client(server).beta.realtime.connect(model=MODEL, extra_query={"intent": "transcription"})
+        async with beta as connection:
+            await connection.transcription_session.update(session=session)
+            events = await collect(connection, lambda e: of_type(e, "transcription_session.updated"))
+            await stream(connection, pcm, speed=3)
+            return events + await collect(connection, completed_count(2))
+
+    events = asyncio.run(run())
+    updated = of_type(events, "transcription_session.updated")[0]["session"]
+    assert updated["input_audio_format"] == "pcm16" and updated["turn_detection"]["silence_duration_ms"] == 500
+    started = of_type(events, "input_audio_buffer.speech_started")
+    stopped = of_type(events, "input_audio_buffer.speech_stopped")
+    committed, completed = of_type(events, "input_audio_buffer.committed"), of_type(events, TRANSCRIBED)
+    assert len(started) == len(stopped) == len(committed) == len(completed) == 2
+    audio = resample_pcm16(pcm, 24000)
+    for number, item in enumerate(started):
+        item_id = item["item_id"]
+        assert stopped[number]["item_id"] == committed[number]["item_id"] == completed[number]["item_id"] == item_id
+        kinds = [e["type"] for e in events if e.get("item_id") == item_id and e["type"] != DELTA]
+        assert kinds == [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            TRANSCRIBED,
+        ]
+        begin, end = item["audio_start_ms"], stopped[number]["audio_end_ms"]
+        placed_start, placed_end = (0.5 + t for t in spans[number])
+        assert begin / 1000 <= placed_start + 0.1 and placed_end - 0.1 <= end / 1000 <= placed_end + 0.8
+        transcript = completed[number]["transcript"]
+        assert transcript and transcript == http_transcript(server.base_url, audio[begin * 16 : end * 16], KEY)
+        check_deltas(events, item_id, transcript)
+    assert committed[1]["previous_item_id"] == committed[0]["item_id"]
+
+
+def test_bad_input_gets_error_events_and_the_socket_stays_usable(server, clips):
+    pcm = to_pcm24(clips[0])
+
+    async def run():
+        async with connect(server) as connection:
+            await connection.session.update(session=MANUAL)
+            await collect(connection, lambda e: of_type(e, "session.updated"))
+            errors = []
+            await connection.input_audio_buffer.commit()  # nothing to commit
+            await connection.input_audio_buffer.append(audio="not base64!")
+            odd = base64.b64encode(pcm[:100].tobytes() + b"\0").decode()  # 201 bytes
+            await connection.input_audio_buffer.append(audio=odd)
+            await connection.send({"type": "response.create"})
+            await connection.session.update(
+                session={"type": "transcription", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+            )
+            await connection.session.update(
+                session={"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+            )
+            errors = await collect(connection, lambda e: len(e) >= 6)
+            await stream(connection, pcm[:12000])
+            await connection.input_audio_buffer.clear()
+            cleared = await collect(connection, lambda e: of_type(e, "input_audio_buffer.cleared"))
+            await stream(connection, pcm)
+            await connection.input_audio_buffer.commit()
+            return errors, cleared, await collect(connection, completed_count(1))
+
+    errors, cleared, events = asyncio.run(run())
+    assert [e["type"] for e in errors] == ["error"] * 6
+    codes = [(e["error"]["code"], e["error"]["param"]) for e in errors]
+    assert codes == [
+        ("input_audio_buffer_commit_empty", None),
+        ("invalid_value", "audio"),
+        ("invalid_value", "audio"),
+        ("invalid_event", "type"),
+        ("model_not_found", "session.audio.input.transcription.model"),
+        ("invalid_value", "session.audio.input.format.type"),
+    ]
+    assert "base64" in errors[1]["error"]["message"] and "odd" in errors[2]["error"]["message"]
+    assert [e["type"] for e in cleared if e["type"] != DELTA] == ["input_audio_buffer.cleared"]
+    (done,) = of_type(events, TRANSCRIBED)
+    # The cleared audio is gone: the item holds the second stream alone.
+    assert done["transcript"] == http_transcript(server.base_url, resample_pcm16(pcm, 24000), KEY)
+
+
+def test_the_session_cap_and_a_bad_session_beside_a_good_one(server, clips):
+    pcm = to_pcm24(clips[1])
+
+    async def bad(connection):
+        for _ in range(5):
+            await connection.input_audio_buffer.append(audio="%%%")
+            await connection.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"odd").decode()})
+        return await collect(connection, lambda e: len(of_type(e, "error")) >= 10)
+
+    async def good(connection):
+        await connection.session.update(session=MANUAL)
+        await stream(connection, pcm, speed=8)
+        await connection.input_audio_buffer.commit()
+        return await collect(connection, completed_count(1))
+
+    async def run():
+        async with connect(server) as first, connect(server) as second:
+            await collect(first, lambda e: e)  # session.created: both are open
+            await collect(second, lambda e: e)
+            async with connect(server) as third:  # over the cap: an error event, then a clean close
+                refused = await collect(third, lambda e: e)
+                with pytest.raises(Exception) as closed:
+                    await third.recv()
+            bad_events, good_events = await asyncio.gather(bad(first), good(second))
+        async with connect(server) as again:  # the places are free again
+            reopened = await collect(again, lambda e: e)
+        return refused, closed.value, bad_events, good_events, reopened
+
+    refused, closed, bad_events, good_events, reopened = asyncio.run(run())
+    assert refused[0]["type"] == "error" and refused[0]["error"]["code"] == "session_limit_reached"
+    assert "1013" in str(closed) or "try again" in str(closed).lower()
+    assert {e["error"]["param"] for e in of_type(bad_events, "error")} == {"audio"}
+    (done,) = of_type(good_events, TRANSCRIBED)
+    assert done["transcript"] == http_transcript(server.base_url, resample_pcm16(pcm, 24000), KEY)
+    assert reopened[0]["type"] == "session.created"
+
+
+def test_the_api_key_and_the_model_name(server):
+    import websockets.exceptions
+    from websockets.asyncio.client import connect as ws_connect
+
+    async def attempt(key: str):
+        async with connect(server, key) as connection:
+            return await collect(connection, lambda e: e)
+
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        asyncio.run(attempt("wrong"))
+    assert refused.value.response.status_code == 401
+
+    async def without_key():
+        url = server.base_url.replace("http://", "ws://") + "/realtime?intent=transcription"
+        async with ws_connect(url):
+            pass
+
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        asyncio.run(without_key())
+    assert refused.value.response.status_code == 401 and b"Missing API key" in refused.value.response.body
+
+    async def browser_style():  # a browser cannot set headers: the key travels as a subprotocol
+        url = server.base_url.replace("http://", "ws://") + "/realtime?intent=transcription"
+        protocols = ["realtime", f"openai-insecure-api-key.{KEY}"]
+        async with ws_connect(url, subprotocols=protocols) as socket:
+            return socket.subprotocol, json.loads(await socket.recv())
+
+    protocol, created = asyncio.run(browser_style())
+    assert protocol == "realtime" and created["type"] == "session.created"
+
+    async def wrong_model():
+        beta = client(server).beta.realtime.connect(model="whisper-1", extra_query={"intent": "transcription"})
+        async with beta as connection:
+            return await collect(connection, lambda e: e)
+
+    (event,) = asyncio.run(wrong_model())
+    assert event["type"] == "error" and event["error"]["code"] == "model_not_found"
+
+
+def test_the_live_command_prints_the_captions(server, clips, tmp_path, capsys):
+    from tests.audio import write_wav
+    from transformers_fireredasr.serving.realtime.live_cli import main
+
+    one = tmp_path / "one.wav"
+    write_wav(one, clips[0])
+    common = ["--base-url", server.base_url, "--api-key", KEY, "--speed", "0"]
+    # One utterance, sent at 16 kHz (no resampling): the line is the HTTP endpoint's transcript of the file.
+    assert main([str(one), *common, "--turn-detection", "none", "--rate", "16000"]) == 0
+    assert capsys.readouterr().out == http_transcript(server.base_url, read_wav(one), KEY) + "\n"
+    # Two sentences with a pause between them, cut by the server's turn detection: a line each; --events prints
+    # every server event as JSON.
+    recording, _ = join_with_pauses(clips, np.random.default_rng(3), (1.2, 1.4))
+    two = tmp_path / "two.wav"
+    write_wav(two, recording)
+    assert main([str(two), *common]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(lines)
+    assert main([str(two), *common, "--events"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["type"] == "session.created"
+    assert [e["transcript"] for e in of_type(events, TRANSCRIBED) if e["transcript"]] == lines
+    assert main([str(tmp_path / "missing.wav"), *common]) == 2
+    assert "no such file" in capsys.readouterr().err
