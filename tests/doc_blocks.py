@@ -44,6 +44,7 @@ HUB_IDS = {
     "FireRedTeam/FireRedASR2-LLM": "llm",  # the same code as v1; the tiny v1 fixture stands in
     "FireRedTeam/FireRedPunc": "punc",  # a tiny random BERT in FireRedPunc's layout: it punctuates at random
     "FireRedTeam/FireRedLID": "lid",  # the tiny test AED's encoder and a label decoder trained a little
+    "FireRedTeam/FireRedVAD": "vad",  # upstream's DFSMN, random weights fitted to frame energy; its variants as subfolders
 }
 LOCAL_NAMES = {"fireredasr-aed-l": "aed", "fireredasr-llm-l": "llm"}
 ORIGINAL_NAMES = {
@@ -51,6 +52,7 @@ ORIGINAL_NAMES = {
     "FireRedASR-LLM-L": "original_llm",
     "FireRedASR2-AED": "original_aed2",
     "FireRedASR2-LLM": "original_llm",  # the v1 LLM folder stands in: the converter reads both the same way
+    "FireRedVAD": "original_vad",  # the release: VAD/, Stream-VAD/ and AED/
 }
 MODEL_FIXTURES = {
     "aed": "converted_aed_dir",
@@ -61,6 +63,8 @@ MODEL_FIXTURES = {
     "original_aed2": "aed2_dir",
     "punc": "converted_punc_dir",
     "lid": "converted_lid_dir",
+    "vad": "converted_vad_dir",
+    "original_vad": "vad_release_dir",
 }
 REPOSITORY_FOLDERS = ("examples", "tools", "conversion", "benchmarks", "notebooks")
 AUDIO_EXTENSIONS = r"(?:wav|flac|mp3|ogg|m4a)"
