@@ -61,7 +61,7 @@ def _silero_model():
 
 def new_vad_model():
     """A silero-vad model of the caller's own: its recurrent state follows one stream (a live session feeds it
-    32 ms at a time), unlike the shared model `vad_segments` runs whole recordings through."""
+    one frame at a time), unlike the shared model `vad_segments` runs whole recordings through."""
     with torchscript_deprecations_silenced():
         return _silero().load_silero_vad()
 

@@ -54,7 +54,7 @@ logger = logging.get_logger(__name__)
 
 RATE = TARGET_RATE
 MS = RATE // 1000  # samples per millisecond; item bounds fall on whole milliseconds
-# OpenAI's limits: a commit needs 100 ms of audio, an append carries at most 15 MiB.
+# OpenAI's limits: the least audio a commit takes, the most bytes an append carries.
 MIN_COMMIT_MS = 100
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 # The longest utterance before it is committed whatever the speaker does (also kept under the model's limit).

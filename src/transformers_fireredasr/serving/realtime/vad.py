@@ -1,6 +1,6 @@
 """Turn detection for `server_vad` sessions: the engine's segmenter model (silero-vad) run on the live stream.
 
-Each session has a silero model of its own, fed every 32 ms of 16 kHz audio once, so its recurrent state follows that
+Each session has a silero model of its own, fed each 512-sample frame of the 16 kHz stream once, so its recurrent state follows that
 stream alone and the cost per second of audio stays constant however long the session runs. Speech starts at the
 first frame whose probability reaches `threshold` (reported `prefix_padding_ms` earlier) and stops once the
 probability has stayed below `threshold - 0.15` for `silence_duration_ms` (silero's own hysteresis); the stop is
