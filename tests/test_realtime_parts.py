@@ -145,3 +145,41 @@ def test_a_long_utterance_is_committed_before_the_limit_and_the_buffer_stays_bou
     assert sum(e["usage"]["seconds"] for e in completed) == pytest.approx(len(speech) / 16000, abs=0.01)
     assert longest_buffer <= 4 * 16000 + 2400
     assert all(e["transcript"] for e in completed)
+
+
+def test_completed_is_punctuated_as_the_engine_punctuates_a_request(converted_punc_dir):
+    """With a punctuation model, `completed` is the engine's punctuated text of the utterance decoded as a request
+    (the deltas stay the text as decoded)."""
+    from transformers_fireredasr import demo_model_dir
+    from transformers_fireredasr.engine import Engine, LoadOptions
+    from transformers_fireredasr.serving.batcher import DynamicBatcher
+    from transformers_fireredasr.serving.realtime.session import LiveSession
+    from transformers_fireredasr.serving.settings import ServerSettings
+    from transformers_fireredasr.serving.transcriber import request_options
+
+    punctuating = Engine.from_pretrained(str(demo_model_dir()), LoadOptions(punctuation=str(converted_punc_dir)))
+    pcm = to_pcm24(read_wav(HELD_OUT_CLIPS[0]))
+    batcher = DynamicBatcher(punctuating.decode_each)
+    batcher.start()
+    sent: list[dict] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def run():
+        session = LiveSession(punctuating, batcher, ServerSettings(served_model_name="demo"), send)
+        await session.start()
+        await session.handle(json.dumps({"type": "transcription_session.update", "session": {"turn_detection": None}}))
+        await session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm)}))
+        await session.handle(json.dumps({"type": "input_audio_buffer.commit"}))
+        while not [e for e in sent if e["type"].endswith("completed")]:
+            await asyncio.sleep(0.05)
+        await session.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), 60))
+    finally:
+        batcher.stop()
+    (done,) = [e for e in sent if e["type"].endswith("completed")]
+    expected = punctuating.transcribe(resample_pcm16(pcm, 24000), request_options())
+    assert done["transcript"] == expected["text"] and expected["sentences"]

@@ -114,8 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(engine, settings)
+    from .realtime.session import MAX_MESSAGE_BYTES
+
     uvicorn.run(
-        app, host=options.host, port=options.port, log_level=options.log_level, access_log=not options.no_access_log
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
+        access_log=not options.no_access_log,
+        ws_max_size=MAX_MESSAGE_BYTES,
     )
     return 0
 

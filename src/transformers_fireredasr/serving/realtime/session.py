@@ -57,6 +57,8 @@ MS = RATE // 1000  # samples per millisecond; item bounds fall on whole millisec
 # OpenAI's limits: the least audio a commit takes, the most bytes an append carries.
 MIN_COMMIT_MS = 100
 MAX_APPEND_BYTES = 15 * 1024 * 1024
+# The largest websocket message: such an append in base64, with room for its JSON.
+MAX_MESSAGE_BYTES = MAX_APPEND_BYTES * 4 // 3 + 1024 * 1024
 # The longest utterance before it is committed whatever the speaker does (also kept under the model's limit).
 MAX_UTTERANCE_SECONDS = 30.0
 # New audio between two re-decodes of an utterance: 1.5 times the last decode's time, within these bounds.
