@@ -150,7 +150,9 @@ def test_punctuation_gives_sentences_that_end_the_subtitle_cues(
         assert cli.srt_timestamp(sentence["end"]) in cue_ends
 
 
-def test_archive_runs_refuse_punctuation_for_now(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit:
-        cli.main(["--files", str(tmp_path), "--output-dir", str(tmp_path / "run"), "--punctuation", "x"])
-    assert exit.value.code == 2 and "archive runs do not punctuate yet" in capsys.readouterr().err
+def test_both_commands_take_the_punctuation_model_as_a_load_flag():
+    from transformers_fireredasr.serving.cli import parse_args as serve_args
+
+    assert cli.parse_args(["a.wav", "--punctuation", "punc"]).load.punctuation == "punc"
+    assert serve_args(["--punctuation", "punc"]).load.punctuation == "punc"
+    assert cli.parse_args(["a.wav"]).load.punctuation is None

@@ -52,14 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
         "float16, bfloat16 and --quantize ones may differ",
     )
     add_load_arguments(parser)
-    parser.add_argument(
-        "--punctuation",
-        default=None,
-        metavar="MODEL",
-        help="a punctuation model (a FireRedPunc folder or Hub id, original or converted): punctuated text and timed "
-        "sentences (jsonl: sentences; srt/vtt cues and the TextGrid's sentence tier end at sentence ends); audio "
-        "files only",
-    )
     add_transcribe_arguments(parser)
     parser.add_argument(
         "--output-format",
@@ -108,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def engine_options(options: argparse.Namespace) -> tuple[LoadOptions, TranscribeOptions]:
     """The load and transcription options the flags give; raises OptionError for a bad value."""
-    load = dataclasses.replace(load_options(options), punctuation=options.punctuation)
+    load = load_options(options)
     hotwords: tuple = ()
     if options.hotwords is not None:
         from .hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords_file
@@ -188,8 +180,6 @@ def check_run_arguments(parser: argparse.ArgumentParser, options: argparse.Names
     if options.subtitles and options.merge is None:
         parser.error("--subtitles goes with --merge RUN_DIR")
     if options.run or options.merge is not None:
-        if options.punctuation is not None:
-            parser.error("--punctuation is for audio files: archive runs do not punctuate yet")
         if options.audio:
             parser.error("audio files and a run input: list the files in a --manifest, or use --files DIR_OR_GLOB")
         if options.output_format is not None:

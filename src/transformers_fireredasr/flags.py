@@ -28,11 +28,24 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="compile the decoding steps (static cache; on the CPU eager attention, frozen weights and max-autotune): "
         "fp32 transcripts unchanged; each new batch shape compiles, so it pays for audio of few lengths",
     )
+    group.add_argument(
+        "--punctuation",
+        default=None,
+        metavar="MODEL",
+        help="a punctuation model (a FireRedPunc folder or Hub id, original or converted), loaded once: punctuated "
+        "text and timed sentences in every result",
+    )
 
 
 def load_options(options: argparse.Namespace) -> LoadOptions:
     """The load flags' `LoadOptions`; raises OptionError for a bad value."""
-    return LoadOptions(device=options.device, dtype=options.dtype, quantize=options.quantize, compile=options.compile)
+    return LoadOptions(
+        device=options.device,
+        dtype=options.dtype,
+        quantize=options.quantize,
+        compile=options.compile,
+        punctuation=options.punctuation,
+    )
 
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,10 @@
 A request is admitted (or refused with 429 when the queue is full), its upload decoded and segmented in a worker
 thread (`transcriber.prepare_upload`, the engine's prepare), its segments queued on the dynamic batcher, and the answer rendered in the asked
 format, or streamed as server-sent events, one `transcript.text.delta` per finished segment (in order) and then
-`transcript.text.done`. Every error is an OpenAI-style JSON body with its HTTP status.
+`transcript.text.done`. With a punctuation model (`--punctuation`), every format carries the punctuated text: srt and
+vtt cues end at sentence ends, verbose_json adds the timed `sentences`, and a stream's deltas are the text as
+decoded while its `done` event carries the punctuated text. Every error is an OpenAI-style JSON body with its HTTP
+status.
 
 No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations at run time.
 """
@@ -29,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from ..engine import Engine, OptionError, Prepared, SegmentResult, join_segment_texts
 from ..engine.assemble import pieces
-from ..formats import to_srt, to_text, to_vtt
+from ..formats import cues_from_sentences, to_srt, to_text, to_vtt
 from ..hotwords import hotword_entries
 from .admission import AdmissionGate, QueueFull, Ticket
 from .batcher import BatcherStopped, DynamicBatcher
@@ -40,6 +43,7 @@ from .openai_schema import (
     Transcription,
     TranscriptionForm,
     TranscriptionSegment,
+    TranscriptionSentence,
     TranscriptionVerbose,
     TranscriptionWord,
     error_body,
@@ -47,7 +51,7 @@ from .openai_schema import (
 )
 from .realtime import add_realtime_route
 from .settings import ServerSettings
-from .transcriber import AudioTooLong, prepare_upload, request_options
+from .transcriber import AudioTooLong, prepare_upload, punctuated, request_options
 from .upload_limit import UploadLimitMiddleware
 
 
@@ -132,7 +136,9 @@ def _compression_ratio(text: str) -> float:
     return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
 
 
-def _verbose(form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult]) -> TranscriptionVerbose:
+def _verbose(
+    form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult], output: dict | None
+) -> TranscriptionVerbose:
     segments = []
     for segment, result in zip(prepared.segments, results, strict=True):
         text = result.text.strip()
@@ -160,25 +166,46 @@ def _verbose(form: TranscriptionForm, prepared: Prepared, results: list[SegmentR
             for result in results
             for w in result.words or []
         ]
+    sentences = None
+    if output is not None:
+        sentences = [
+            TranscriptionSentence(id=number, start=round(s["start"], 3), end=round(s["end"], 3), text=s["text"])
+            for number, s in enumerate(output["sentences"])
+        ]
     return TranscriptionVerbose(
         language=LANGUAGES[form.language or "zh"],
         duration=round(prepared.duration, 3),
-        text=join_texts(results),
+        text=join_texts(results) if output is None else output["text"],
         segments=segments,
         words=words,
+        sentences=sentences,
+        sentence_timing=None if output is None else output["sentence_timing"],
     )
 
 
-def _render(form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult]) -> Response:
+def _cues(prepared: Prepared, results: list[SegmentResult], output: dict | None) -> list[dict]:
+    """srt/vtt cues: one per decoded segment, or, punctuated, cues that end at sentence ends (cut at pauses between
+    timed words when the request asked for word timestamps)."""
+    if output is None:
+        return pieces(prepared, results)
+    words = [word for result in results for word in result.words or []] or None
+    return cues_from_sentences(output["sentences"], words)
+
+
+def _render(
+    form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult], output: dict | None
+) -> Response:
+    """The response in the asked format; `output` is the punctuated result when the server punctuates."""
+    text = join_texts(results) if output is None else output["text"]
     if form.response_format == "json":
-        return JSONResponse(Transcription(text=join_texts(results)).model_dump())
+        return JSONResponse(Transcription(text=text).model_dump())
     if form.response_format == "text":
-        return PlainTextResponse(to_text(join_texts(results)))
+        return PlainTextResponse(to_text(text))
     if form.response_format == "srt":
-        return PlainTextResponse(to_srt(pieces(prepared, results)))
+        return PlainTextResponse(to_srt(_cues(prepared, results, output)))
     if form.response_format == "vtt":
-        return PlainTextResponse(to_vtt(pieces(prepared, results)), media_type="text/vtt")
-    return JSONResponse(_verbose(form, prepared, results).model_dump(exclude_none=True))
+        return PlainTextResponse(to_vtt(_cues(prepared, results, output)), media_type="text/vtt")
+    return JSONResponse(_verbose(form, prepared, results, output).model_dump(exclude_none=True))
 
 
 def _sse(payload: dict, event: str | None = None) -> bytes:
@@ -296,8 +323,18 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             for future in futures:
                 future.cancel()  # no-op for finished ones; frees the batcher from segments nobody waits for
 
-    async def stream(futures: list, deadline: float, ticket: Ticket) -> AsyncIterator[bytes]:
-        """One delta per finished segment, in time order; the deltas join to the non-streamed text."""
+    async def punctuated_result(prepared: Prepared, results: list[SegmentResult], options) -> dict | None:
+        """The request's punctuated result (None without a punctuation model), computed off the event loop."""
+        try:
+            return await run_in_threadpool(punctuated, engine, prepared, results, options)
+        except Exception as error:
+            raise ServingError(500, f"punctuation failed: {error}", "server_error") from error
+
+    async def stream(
+        futures: list, deadline: float, ticket: Ticket, prepared: Prepared, options
+    ) -> AsyncIterator[bytes]:
+        """One delta per finished segment, in time order; the deltas join to the non-streamed text (with a
+        punctuation model: to the text as decoded, and `done` carries the punctuated text)."""
         results: list[SegmentResult] = []
         try:
             for future in futures:
@@ -305,7 +342,9 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 before, after = join_texts(results[:-1]), join_texts(results)
                 if after != before:
                     yield _sse({"type": "transcript.text.delta", "delta": after[len(before) :]})
-            yield _sse({"type": "transcript.text.done", "text": join_texts(results)})
+            output = await punctuated_result(prepared, results, options)
+            text = join_texts(results) if output is None else output["text"]
+            yield _sse({"type": "transcript.text.done", "text": text})
         except ServingError as error:
             yield _sse(error_body(error.message, error.type, error.param, error.code), event="error")
         finally:
@@ -342,9 +381,10 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 # The stream frees the place when it ends; the background task too, should it never start.
                 streaming = True
                 return EventSourceResponse(
-                    stream(futures, deadline, ticket), background=BackgroundTask(ticket.release)
+                    stream(futures, deadline, ticket, prepared, options), background=BackgroundTask(ticket.release)
                 )
-            return _render(form, prepared, await results_of(futures, deadline))
+            results = await results_of(futures, deadline)
+            return _render(form, prepared, results, await punctuated_result(prepared, results, options))
         finally:
             if not streaming:
                 ticket.release()

@@ -91,6 +91,13 @@ class Transcription(BaseModel):
     text: str
 
 
+class TranscriptionSentence(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+
+
 class TranscriptionVerbose(BaseModel):
     task: Literal["transcribe"] = "transcribe"
     language: str
@@ -98,6 +105,10 @@ class TranscriptionVerbose(BaseModel):
     text: str
     segments: list[TranscriptionSegment]
     words: list[TranscriptionWord] | None = None
+    # Not in OpenAI's schema: with a punctuation model, the punctuated transcript's timed sentences, and where
+    # their times come from ("words" or "segments"). The segments keep the text as the model decoded it.
+    sentences: list[TranscriptionSentence] | None = None
+    sentence_timing: Literal["words", "segments"] | None = None
 
 
 class ModelCard(BaseModel):

@@ -3,13 +3,16 @@
 Uploads are decoded (any format ffmpeg reads) and checked against the server's length limit, then prepared by the
 engine. Every request is cut at pauses (`split_at_pauses`), so every response format and the stream carry the same
 text: the segment texts joined as the engine joins them. Segments of any requests with equal options are then
-decoded together by the batcher (`Engine.decode_each`).
+decoded together by the batcher (`Engine.decode_each`). With a punctuation model, a request's decoded segments are
+assembled and punctuated by the engine (`punctuated`), and the response carries that text and its sentences.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..audio_io import decode_bytes
-from ..engine import Engine, Prepared, TranscribeOptions
+from ..engine import Engine, Prepared, SegmentResult, TranscribeOptions
 
 
 class AudioTooLong(ValueError):
@@ -42,4 +45,16 @@ def prepare_upload(
         raise ValueError(f"{name}: {error}") from None
 
 
-__all__ = ["AudioTooLong", "prepare_upload", "request_options"]
+def punctuated(
+    engine: Engine, prepared: Prepared, results: Sequence[SegmentResult], options: TranscribeOptions
+) -> dict | None:
+    """The request's result punctuated by the engine's punctuation model (`text`, `sentences`, ...), or None when
+    the server has none."""
+    if engine.punctuator is None:
+        return None
+    output = engine.assemble(prepared, results, options)
+    engine.punctuate([(prepared, results, output)], options)
+    return output
+
+
+__all__ = ["AudioTooLong", "prepare_upload", "punctuated", "request_options"]
