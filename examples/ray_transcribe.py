@@ -5,7 +5,8 @@
 
 One actor per GPU loads the model once and transcribes batches of rows (the same pooled path as
 `fireredasr-transcribe --manifest`, so the same texts); rows are decoded by CPU tasks before. Output: JSON lines
-under out/transcripts/ (`id`, `audio_filepath`, `duration`, `text`, `segments`, `status`, `error`). Run the same
+under out/transcripts/ (`id`, `audio_filepath`, `duration`, `text`, `segments`, `status`, `error`; with
+`--punctuation`, also `sentences` and `sentence_timing`). Run the same
 command again after a crash: Ray Data's checkpoint (out/checkpoint/) skips the rows already written.
 `--local-gpus` on a machine without CUDA makes logical GPUs: the actors are placed one per GPU and run on the CPU.
 """
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")
     parser.add_argument("--batch-seconds", type=float, default=120.0, help="audio seconds per model batch")
     parser.add_argument("--num-beams", type=int, default=None)
+    parser.add_argument(
+        "--punctuation",
+        metavar="MODEL",
+        help="a punctuation model (FireRedPunc folder or Hub id): rows carry punctuated text and timed sentences",
+    )
     parser.add_argument("--address", help="an existing cluster (default: start a local Ray)")
     parser.add_argument(
         "--local-cpus", type=int, default=4, help="local Ray: logical CPUs (>= 4: see docs/archives.md)"
@@ -54,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(num_cpus=options.local_cpus, num_gpus=options.local_gpus, include_dashboard=False)
     try:
         config = RunConfig(
-            str(model), device="auto", num_beams=options.num_beams, batch_seconds=options.batch_seconds, progress=False
+            str(model),
+            device="auto",
+            num_beams=options.num_beams,
+            punctuation=options.punctuation,
+            batch_seconds=options.batch_seconds,
+            progress=False,
         )
         folder = transcribe_manifest(
             options.manifest, options.output_dir, config, options.actors, options.gpus_per_actor, options.batch_size

@@ -230,3 +230,27 @@ def test_word_timestamps_keep_the_text_and_time_the_subtitles(corpus, reference,
         assert all(0 <= w["start"] < w["end"] <= row["duration"] + 0.01 for w in row["words"])
         cues = parse_srt((run_dir / "subtitles" / f"{Path(row['id']).stem}.srt").read_text())
         assert cues[0][1] == pytest.approx(row["words"][0]["start"], abs=0.002)
+
+
+def test_a_punctuated_run_equals_the_cli_and_its_subtitles_end_at_sentence_ends(
+    corpus, converted_punc_dir, capsys, tmp_path
+):
+    run_dir = tmp_path / "run"
+    paths = [corpus["clips"].paths[0], corpus["clips"].long_path]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(p)}) + "\n" for p in paths))
+    punctuation = ["--punctuation", str(converted_punc_dir)]
+    assert cli.main(["--manifest", str(manifest), "--output-dir", str(run_dir), *punctuation, *QUIET]) == 0
+    assert cli.main(["--merge", str(run_dir), "--subtitles", "srt"]) == 0
+    expected = cli_texts(paths, capsys, *punctuation)
+    for row in transcripts(run_dir):
+        assert row["text"] == expected[row["id"]] and row["sentence_timing"] == "segments"
+        assert "".join(sentence["text"] for sentence in row["sentences"]) == row["text"]
+        assert all(0 <= s["start"] < s["end"] <= row["duration"] + 0.01 for s in row["sentences"])
+        cues = parse_srt((run_dir / "subtitles" / f"{Path(row['id']).stem}.srt").read_text())
+        ends = {round(end, 3) for _, _, end, _ in cues}
+        assert all(round(sentence["end"], 3) in ends for sentence in row["sentences"])
+    # The punctuation model is one of the run's settings: a resume without it is refused.
+    capsys.readouterr()
+    assert cli.main(["--manifest", str(manifest), "--output-dir", str(run_dir), *QUIET]) == 2
+    assert "punctuation" in capsys.readouterr().err

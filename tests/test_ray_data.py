@@ -1,5 +1,5 @@
-"""The Ray Data recipe on a local Ray instance (4 logical CPUs, 2 logical GPUs): one actor per GPU, the CLI's texts,
-and a resume after the driver was killed that neither repeats nor loses a row."""
+"""The Ray Data recipe on a local Ray instance (4 logical CPUs, 2 logical GPUs): one actor per GPU, the CLI's texts
+(punctuated, with their sentences), and a resume after the driver was killed that neither repeats nor loses a row."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def rows_in(folder: Path) -> list[dict]:
     return rows
 
 
-def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
+def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, converted_punc_dir):
     (tmp_path / "clips").mkdir()
     clips = make_clips(tmp_path / "clips")
     missing = tmp_path / "missing.wav"
@@ -67,12 +67,13 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
     rows.append({"audio_filepath": str(missing), "id": "missing"})
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    punctuation = ["--punctuation", str(converted_punc_dir)]
     capsys.readouterr()
-    cli.main([*map(str, clips.paths), "--no-progress"])
+    cli.main([*map(str, clips.paths), "--no-progress", *punctuation])
     expected = {Path(p).name: text for p, text in (line.split("\t") for line in capsys.readouterr().out.splitlines())}
 
     out = tmp_path / "out"
-    command = [sys.executable, str(EXAMPLE), str(manifest), str(out), *LOCAL]
+    command = [sys.executable, str(EXAMPLE), str(manifest), str(out), *LOCAL, *punctuation]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 180
@@ -94,7 +95,8 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
         row["id"]: expected[row["id"].split("_", 1)[1]] for row in rows if row["id"] != "missing"
     }
     # The recipe's records are one engine call's: the text and the decoded pieces' times.
-    engine = Engine.from_pretrained(str(transformers_fireredasr.demo_model_dir()), {"device": "cpu"})
+    load = {"device": "cpu", "punctuation": str(converted_punc_dir)}
+    engine = Engine.from_pretrained(str(transformers_fireredasr.demo_model_dir()), load)
     inputs = [(path.name, str(path)) for path in clips.paths]
     outcomes = {outcome.key: outcome for outcome in engine.transcribe_many(inputs, TranscribeOptions())}
     for key, row in by_id.items():
@@ -102,6 +104,8 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys):
             outcome = outcomes[key.split("_", 1)[1]]
             assert row["text"] == outcome.result["text"] and row["confidence"] == outcome.result["confidence"]
             assert row["segments"] == json.loads(json.dumps(segment_records(outcome.pieces)))
+            assert row["sentences"] == json.loads(json.dumps(outcome.result["sentences"]))
+            assert row["sentence_timing"] == "segments"
     # One logical GPU per actor; actors of one run hold different GPUs.
     placement = {(row["actor_pid"], tuple(row["gpu_ids"])) for row in after}
     assert all(len(gpus) == 1 and gpus[0] in ("0", "1") for _, gpus in placement)

@@ -97,7 +97,8 @@ class FireRedAsrPredictor:
             record["gpu_ids"], record["actor_pid"] = self.gpu_ids, os.getpid()
             done[item.id] = record
         out = [done[item.id] for item in items]  # the batch's order
-        return {key: [record.get(key) for record in out] for key in out[0]}
+        keys = dict.fromkeys(key for record in out for key in record)  # a failed record lacks the optional fields
+        return {key: [record.get(key) for record in out] for key in keys}
 
 
 def write_items(manifest: str | Path, output_dir: str | Path) -> Path:

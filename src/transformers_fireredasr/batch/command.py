@@ -47,6 +47,7 @@ def run_config(options: argparse.Namespace, model: str) -> RunConfig:
         segmentation=options.segmentation,
         timestamps=options.timestamps,
         compile=options.compile,
+        punctuation=options.punctuation,
         batch_seconds=options.batch_seconds,
         num_workers=options.num_workers,
         progress=not options.no_progress,

@@ -2,7 +2,8 @@
 process finished, transcribe the rest (pooled) and append a record per file to this rank's part file.
 
 A record: `id`, `audio_filepath`, `duration` (seconds decoded), `text`, `segments` (`start`, `end`, `text` of each
-decoded piece), `words` with word timestamps, `confidence`, `status` ("ok" / "failed"), `error`, and who wrote it
+decoded piece), `words` with word timestamps, `sentences` (`text`, `start`, `end`) and `sentence_timing` with a
+punctuation model, `confidence`, `status` ("ok" / "failed"), `error`, and who wrote it
 when (`rank`, `world_size`, `session`, `session_start`, `finished`), from which merge computes the wall time.
 """
 
@@ -46,6 +47,8 @@ class RunConfig:
     timestamps: str = "segment"  # "segment": the decoded pieces; "word" / "char" add CTC-timed words (tokens)
     # --compile: compiled decoding steps, a speed setting like the ones below (fp32 transcripts are unchanged).
     compile: bool = False
+    # --punctuation: a punctuation model; records then carry the punctuated text and timed `sentences`.
+    punctuation: str | None = None
     batch_seconds: float = 120.0
     num_workers: int | None = None  # None: 1 with CUDA, 0 on the CPU (workers would take the model's cores)
     progress: bool = True
@@ -67,7 +70,13 @@ class RunConfig:
         return cls(**values)
 
     def load_options(self) -> LoadOptions:
-        return LoadOptions(device=self.device, dtype=self.dtype, quantize=self.quantize, compile=self.compile)
+        return LoadOptions(
+            device=self.device,
+            dtype=self.dtype,
+            quantize=self.quantize,
+            compile=self.compile,
+            punctuation=self.punctuation,
+        )
 
     def transcribe_options(self) -> TranscribeOptions:
         """The engine's options: records always carry the decoded pieces, so "segment" asks for nothing more (and
@@ -94,6 +103,7 @@ class RunConfig:
             "merge_segments_seconds",
             "segmentation",
             "timestamps",
+            "punctuation",
         )
         return {name: getattr(self, name) for name in names}
 
@@ -147,6 +157,8 @@ def make_record(item, result: dict | None, seconds: float, error: str | None, sh
             record["words"] = word_records(result["chunks"])
         if "confidence" in result:
             record["confidence"] = result["confidence"]
+        if "sentences" in result:  # punctuated: the sentences' text, start and end, and where the times came from
+            record["sentences"], record["sentence_timing"] = result["sentences"], result["sentence_timing"]
     return {**record, "rank": shard.rank, "world_size": shard.world_size, **session, "finished": round(time.time(), 3)}
 
 
