@@ -130,6 +130,16 @@ def _latin(text: str) -> bool:
     return bool(_LATIN.search(text))
 
 
+def same_word(previous: tuple[int, int], piece: tuple[int, int], text: str) -> bool:
+    """Whether two neighbouring tokens of `text` (their character offsets) are pieces of one word, as the punctuator
+    groups them: nothing between them, and neither is a Chinese character. A word's mark follows its last piece."""
+    return (
+        previous[1] == piece[0]
+        and not _is_cjk(text[piece[0] : piece[1]])
+        and not _is_cjk(text[previous[0] : previous[1]])
+    )
+
+
 @dataclass
 class _Word:
     """A word of one model input: its text as written, the indices of its tokens in the input, and its times."""
@@ -275,14 +285,8 @@ class Punctuator:
             tokens = self.tokenizer.convert_ids_to_tokens(ids)
             pieces = [text[start:end] for start, end in offsets]
             words: list[_Word] = []
-            for index, (start, _) in enumerate(offsets):
-                joins = (
-                    words
-                    and offsets[index - 1][1] == start
-                    and not _is_cjk(pieces[index])
-                    and not _is_cjk(pieces[index - 1])
-                )
-                if joins:
+            for index in range(len(offsets)):
+                if words and same_word(offsets[index - 1], offsets[index], text):
                     words[-1].text += pieces[index]
                     words[-1].tokens.append(index)
                 else:
