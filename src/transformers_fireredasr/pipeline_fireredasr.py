@@ -26,6 +26,7 @@ import re
 from transformers import AutomaticSpeechRecognitionPipeline
 
 from .engine import Engine, OptionError, Prepared, TranscribeOptions, is_fireredasr, timestamps_option
+from .engine.language import identify_results
 from .engine.punctuation import punctuate_results
 
 OPTION_NAMES = [field.name for field in dataclasses.fields(TranscribeOptions)]
@@ -52,6 +53,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     `punctuation_model=` (a folder or Hub id, loaded once per pipeline, or a `punctuation.Punctuator`) punctuates each
     result and adds its timed `sentences` (see `engine/punctuation.py`).
+
+    `lid_model=` (a FireRedLID folder or Hub id, loaded once per pipeline, or a
+    `language_identification.LanguageIdentifier`) tags each result, segment chunk and sentence with its `language`
+    and `language_confidence` (see `engine/language.py`).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -81,6 +86,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         hotwords=None,
         hotword_score: float | None = None,
         punctuation_model=None,
+        lid_model=None,
         **kwargs,
     ):
         if stride_length_s is not None:
@@ -101,7 +107,25 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             params.update(values)
         if punctuation_model is not None:
             postprocess_params["punctuation_model"] = punctuation_model
+        if lid_model is not None:
+            self._language_identifier(lid_model)  # loaded and checked now, once
+            postprocess_params["lid_model"] = lid_model
         return preprocess_params, forward_params, postprocess_params
+
+    def _language_identifier(self, lid_model):
+        """`lid_model` (a `LanguageIdentifier`, or a FireRedLID folder or Hub id, loaded once per pipeline)."""
+        from .language_identification import LanguageIdentifier
+
+        if isinstance(lid_model, LanguageIdentifier):
+            return lid_model
+        loaded = getattr(self, "_language_identifiers", None)
+        if loaded is None:
+            loaded = self._language_identifiers = {}
+        if lid_model not in loaded:
+            loaded[lid_model] = LanguageIdentifier.from_pretrained(
+                lid_model, device=self.model.device, dtype=self.model.dtype
+            )
+        return loaded[lid_model]
 
     def _punctuator(self, punctuation_model):
         """`punctuation_model` (a `Punctuator`, or a model folder or Hub id, loaded once per pipeline)."""
@@ -157,7 +181,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "result": results if batched else results[0],
         }
 
-    def postprocess(self, model_outputs, punctuation_model=None, **values):
+    def postprocess(self, model_outputs, punctuation_model=None, lid_model=None, **values):
         options = self._options(values)
         pieces = sorted(
             ((output["segment"], output["result"]) for output in model_outputs if output["segment"] is not None),
@@ -168,6 +192,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         output = self.engine.assemble(prepared, results, options)
         if punctuation_model is not None:
             punctuate_results(self._punctuator(punctuation_model), [(prepared, results, output)], options)
+        if lid_model is not None:
+            identifier = self._language_identifier(lid_model)
+            identify_results(identifier, [(prepared, results, output)], options, self.feature_extractor)
         return output
 
 

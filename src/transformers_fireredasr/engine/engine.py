@@ -5,7 +5,8 @@ Three stages, so that entry points differ only in how they gather inputs and wri
 - `decode(segments)`: segments from any inputs -> their texts in one batched `generate` (`decode.py`);
 - `assemble(prepared, results)`: one input's result (`assemble.py`);
 then, with a punctuation model (`LoadOptions.punctuation`), the results finished together are punctuated in one
-batched pass (`punctuation.py`).
+batched pass (`punctuation.py`), and with a language model (`LoadOptions.lid_model`) their segments and sentences are
+tagged with languages in one batched pass (`language.py`).
 
 `transcribe` runs the three for one input; `transcribe_many` pools the segments of many inputs into length-sorted
 decoding batches and yields each input's result as soon as its last segment is decoded. The pipeline, the CLI,
@@ -23,6 +24,7 @@ from ..word_timing import can_time_words
 from .assemble import assemble, pieces
 from .batches import each_or_error
 from .decode import SegmentResult, decode_segments
+from .language import identify_results, tag_pieces
 from .options import LoadOptions, OptionError, TranscribeOptions
 from .prepare import Prepared, Segment, prepare
 from .punctuation import punctuate_results
@@ -55,6 +57,7 @@ class Engine:
         tokenizer,
         generate_defaults: Mapping[str, Any] | None = None,
         punctuator=None,
+        language_identifier=None,
     ):
         if not is_fireredasr(model.config):
             raise ValueError(f"not a FireRedASR model (model_type {model.config.model_type!r})")
@@ -68,6 +71,8 @@ class Engine:
         self.generate_defaults = dict(generate_defaults or {})
         # A `punctuation.Punctuator`, or None: results then keep the model's unpunctuated text.
         self.punctuator = punctuator
+        # A `language_identification.LanguageIdentifier`, or None: results then carry no languages.
+        self.language_identifier = language_identifier
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, load: LoadOptions | Mapping[str, Any] | None = None) -> Engine:
@@ -101,7 +106,12 @@ class Engine:
             from ..punctuation import Punctuator
 
             punctuator = Punctuator.from_pretrained(load.punctuation, device=device)
-        return cls(model, processor.feature_extractor, processor.tokenizer, defaults, punctuator)
+        identifier = None
+        if load.lid_model is not None:
+            from ..language_identification import LanguageIdentifier
+
+            identifier = LanguageIdentifier.from_pretrained(load.lid_model, device=device, dtype=model_kwargs["dtype"])
+        return cls(model, processor.feature_extractor, processor.tokenizer, defaults, punctuator, identifier)
 
     @property
     def times_words(self) -> bool:
@@ -156,6 +166,16 @@ class Engine:
         if self.punctuator is not None:
             punctuate_results(self.punctuator, finished, options)
 
+    def identify_languages(
+        self, finished: Sequence[tuple[Prepared, Sequence[SegmentResult], dict]], options: TranscribeOptions
+    ) -> list[list]:
+        """Tags assembled results with languages in place, all in one batched pass, when the engine has a language
+        model; returns each input's segment languages (`language_identification.Language`, None for a segment
+        without text; no list without a language model). See `engine/language.py`."""
+        if self.language_identifier is None:
+            return []
+        return identify_results(self.language_identifier, finished, options, self.feature_extractor)
+
     def transcribe(self, audio, options: TranscribeOptions | None = None, **option_values: Any) -> dict:
         """One input's result: `{"text", "confidence", "chunks", "segments"}` as the pipeline returns it. Options
         come as `options` or as keyword arguments (`timestamps="word"`, `hotwords=[...]`, ...)."""
@@ -168,6 +188,7 @@ class Engine:
         results = self.decode(prepared.segments, options)
         output = self.assemble(prepared, results, options)
         self.punctuate([(prepared, results, output)], options)
+        self.identify_languages([(prepared, results, output)], options)
         return output
 
     def transcribe_many(
@@ -204,6 +225,7 @@ class Engine:
             if not prepared.segments:
                 output = self.assemble(prepared, [], options)
                 self.punctuate([(prepared, [], output)], options)
+                self.identify_languages([(prepared, [], output)], options)
                 yield Outcome(key, output, prepared.duration)
                 continue
             states[number] = {"key": key, "prepared": prepared, "results": {}, "error": None}
@@ -232,7 +254,7 @@ class Engine:
                     continue
                 del states[number]
                 finished.append((state, self._finish(state, options)))
-            yield from self._punctuated(finished, options)
+            yield from self._identified(finished, self._punctuated(finished, options), options)
 
     def _punctuated(self, finished: list[tuple[dict, Outcome]], options: TranscribeOptions) -> list[Outcome]:
         """The outcomes of the inputs finished by one decoding batch, their results punctuated together; when that
@@ -252,6 +274,33 @@ class Engine:
             if id(o) in errors
             else o
             for _, o in finished
+        ]
+
+    def _identified(
+        self, finished: list[tuple[dict, Outcome]], outcomes: list[Outcome], options: TranscribeOptions
+    ) -> list[Outcome]:
+        """`outcomes` (of `finished`) with languages, the inputs of one decoding batch identified together; when that
+        pass fails, each input alone, so only an input the language model fails on fails."""
+        if self.language_identifier is None:
+            return outcomes
+        done = [(state, o) for (state, _), o in zip(finished, outcomes, strict=True) if o.result is not None]
+        items = [
+            (state["prepared"], [state["results"][s.index] for s in state["prepared"].segments], outcome.result)
+            for state, outcome in done
+        ]
+        errors = {}
+        for (_, outcome), languages in zip(
+            done, each_or_error(lambda batch: self.identify_languages(batch, options), items), strict=True
+        ):
+            if isinstance(languages, Exception):
+                errors[id(outcome)] = languages
+            else:
+                tag_pieces(outcome.pieces, languages)  # the pieces archive records keep
+        return [
+            Outcome(o.key, None, o.duration, f"language identification failed ({_message(errors[id(o)])})")
+            if id(o) in errors
+            else o
+            for o in outcomes
         ]
 
     def _punctuate_batch(self, options: TranscribeOptions) -> Callable[[Sequence], list[None]]:

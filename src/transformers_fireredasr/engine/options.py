@@ -79,6 +79,8 @@ class LoadOptions(_FromMapping):
     compile: compile the decoding steps (`compiled_decoding.py`); fp32 transcripts are unchanged.
     punctuation: a punctuation model (a folder or Hub id, converted or an original FireRedPunc release), loaded once;
     every result then gets punctuated text and timed `sentences` (`engine/punctuation.py`). None: no punctuation.
+    lid_model: a FireRedLID language model (a folder or Hub id, converted or an original release), loaded once; every
+    result, segment and sentence then gets a `language` and a `language_confidence` (`engine/language.py`).
     """
 
     KIND = "load"
@@ -88,6 +90,7 @@ class LoadOptions(_FromMapping):
     quantize: str | None = None
     compile: bool = False
     punctuation: str | None = None
+    lid_model: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
@@ -102,6 +105,8 @@ class LoadOptions(_FromMapping):
             raise OptionError(
                 f"punctuation must name a model (a folder or Hub id), got {self.punctuation!r}", "punctuation"
             )
+        if self.lid_model is not None and (not isinstance(self.lid_model, str) or not self.lid_model.strip()):
+            raise OptionError(f"lid_model must name a model (a folder or Hub id), got {self.lid_model!r}", "lid_model")
 
     def resolved_device(self) -> str:
         """`device` with "auto" made concrete."""

@@ -1,0 +1,160 @@
+"""Languages in transcripts: the engine's optional FireRedLID model (`LoadOptions.lid_model`) tags every segment with
+text, every punctuated sentence and each result, the same batched and one by one; without it nothing changes.
+
+The language model is the test FireRedLID (tests/reference_lid.py), whose labels follow the corpus sentences; the
+transcription model is the bundled demo, so segment features reach it through another CMVN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from tests.audio import HELD_OUT_CLIPS, join_with_pauses, write_wav
+from transformers_fireredasr import demo_model_dir
+from transformers_fireredasr.engine import Engine, LoadOptions, OptionError, TranscribeOptions
+from transformers_fireredasr.engine.language import dominant_language
+from transformers_fireredasr.language_identification import Language, LanguageIdentifier
+
+DEMO = str(demo_model_dir())
+
+
+@pytest.fixture(scope="module")
+def demo_engine():
+    return Engine.from_pretrained(DEMO, {"device": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def identifier(converted_lid_dir):
+    return LanguageIdentifier.from_pretrained(converted_lid_dir)
+
+
+@pytest.fixture(scope="module")
+def engine(demo_engine, identifier):
+    return Engine(
+        demo_engine.model, demo_engine.feature_extractor, demo_engine.tokenizer, language_identifier=identifier
+    )
+
+
+@pytest.fixture(scope="module")
+def recording(speech, tmp_path_factory):
+    """Four sentences of different labels with pauses between them, as a wav file."""
+    spoken = [u.audio for u in speech if u.text][::4]
+    audio, _ = join_with_pauses(spoken, np.random.default_rng(3))
+    path = tmp_path_factory.mktemp("lid_engine") / "four_sentences.wav"
+    write_wav(path, audio)
+    return str(path)
+
+
+def test_each_segment_gets_the_language_of_its_own_audio(engine, identifier, recording):
+    from transformers_fireredasr.audio_io import load_waveform
+
+    result = engine.transcribe(recording, timestamps="segment")
+    waveform = load_waveform(recording)
+    assert len(result["chunks"]) >= 3
+    expected = []
+    for chunk in result["chunks"]:
+        start, end = (round(t * 16000) for t in chunk["timestamp"])
+        expected.append(identifier.identify([waveform[start:end]])[0])
+    for chunk, language in zip(result["chunks"], expected, strict=True):
+        assert chunk["language"] == language.label
+        assert chunk["language_confidence"] == pytest.approx(language.confidence, abs=2e-3)
+    assert len({chunk["language"] for chunk in result["chunks"]}) >= 2  # the labels follow the audio
+    seconds = [(c["timestamp"][1] - c["timestamp"][0], Language(c["language"], c["language_confidence"])) for c in
+               result["chunks"]]  # fmt: skip
+    overall = dominant_language(seconds)
+    assert result["language"] == overall.label
+    assert result["language_confidence"] == pytest.approx(overall.confidence, abs=1e-3)
+
+
+def test_word_timestamps_tag_the_segments(engine, recording):
+    result = engine.transcribe(recording, timestamps="word")
+    assert all("language" in segment for segment in result["segments"])
+    assert all("language" not in word for word in result["chunks"])
+    plain = engine.transcribe(recording)
+    assert plain["language"] == result["language"] and "chunks" not in plain
+
+
+def test_nothing_changes_without_a_language_model(demo_engine, engine, recording):
+    plain = demo_engine.transcribe(recording, timestamps="segment")
+    tagged = engine.transcribe(recording, timestamps="segment")
+    assert "language" not in plain and all("language" not in chunk for chunk in plain["chunks"])
+    assert plain["text"] == tagged["text"]
+    assert [c["timestamp"] for c in plain["chunks"]] == [c["timestamp"] for c in tagged["chunks"]]
+
+
+def test_batched_equals_one_by_one(engine, recording):
+    inputs = [("long", recording), *((path.name, str(path)) for path in HELD_OUT_CLIPS)]
+    options = TranscribeOptions(timestamps="segment")
+    outcomes = {outcome.key: outcome for outcome in engine.transcribe_many(inputs, options, batch_size=8)}
+    for key, path in inputs:
+        outcome = outcomes[key]
+        assert outcome.error is None
+        alone = engine.transcribe(path, options)
+        assert outcome.result == alone
+        assert [piece.get("language") for piece in outcome.pieces] == [c["language"] for c in alone["chunks"]]
+
+
+def test_silence_has_no_language(engine, tmp_path):
+    path = tmp_path / "silence.wav"
+    write_wav(path, np.zeros(16000, dtype=np.float32))
+    result = engine.transcribe(str(path))
+    assert result["text"] == "" and result["language"] is None and result["language_confidence"] is None
+
+
+def test_sentences_take_the_language_of_their_segment(demo_engine, identifier, converted_punc_dir, recording):
+    from transformers_fireredasr.punctuation import Punctuator
+
+    punctuator = Punctuator.from_pretrained(converted_punc_dir)
+    engine = Engine(
+        demo_engine.model,
+        demo_engine.feature_extractor,
+        demo_engine.tokenizer,
+        punctuator,
+        language_identifier=identifier,
+    )
+    result = engine.transcribe(recording, timestamps="segment")
+    labels = {chunk["language"] for chunk in result["chunks"]}
+    assert result["sentences"] and all(sentence["language"] in labels for sentence in result["sentences"])
+    for sentence in result["sentences"]:
+        overlaps = [
+            max(0.0, min(sentence["end"], c["timestamp"][1]) - max(sentence["start"], c["timestamp"][0]))
+            for c in result["chunks"]
+        ]
+        assert sentence["language"] == result["chunks"][int(np.argmax(overlaps))]["language"]
+
+
+def test_one_input_the_language_model_fails_on_fails_alone(demo_engine, converted_lid_dir):
+    identifier = LanguageIdentifier.from_pretrained(converted_lid_dir)
+    original = identifier.identify_features
+    bad_frames = set()
+
+    def identify_features(features, feature_extractor=None):
+        if any(len(piece) in bad_frames for piece in features):
+            raise RuntimeError("this segment breaks the language model")
+        return original(features, feature_extractor)
+
+    identifier.identify_features = identify_features
+    engine = Engine(
+        demo_engine.model, demo_engine.feature_extractor, demo_engine.tokenizer, language_identifier=identifier
+    )
+    clips = [(path.name, str(path)) for path in HELD_OUT_CLIPS]
+    bad_frames.add(len(engine.prepare(clips[1][1], TranscribeOptions()).segments[0].features))
+    outcomes = list(engine.transcribe_many(clips, TranscribeOptions(), batch_size=4))
+    assert [outcome.key for outcome in outcomes if outcome.error] == [clips[1][0]]
+    failed = next(outcome for outcome in outcomes if outcome.error)
+    assert "language identification failed (this segment breaks the language model)" in failed.error
+    assert all(outcome.result["language"] for outcome in outcomes if not outcome.error)
+
+
+def test_load_option_and_pipeline(converted_lid_dir, recording):
+    engine = Engine.from_pretrained(DEMO, {"device": "cpu", "lid_model": str(converted_lid_dir)})
+    assert isinstance(engine.language_identifier, LanguageIdentifier)
+    asr = pipeline("automatic-speech-recognition", model=DEMO, device="cpu", lid_model=str(converted_lid_dir))
+    assert asr(recording, return_timestamps=True) == engine.transcribe(recording, timestamps="segment")
+    assert asr(recording) == engine.transcribe(recording)
+    with pytest.raises(OptionError, match="lid_model must name a model"):
+        LoadOptions(lid_model="")
+    with pytest.raises(ValueError, match="not a FireRedLID model"):
+        Engine.from_pretrained(DEMO, {"device": "cpu", "lid_model": DEMO})
