@@ -6,8 +6,8 @@
 One actor per GPU loads the model once and transcribes batches of rows (the same pooled path as
 `fireredasr-transcribe --manifest`, so the same texts); rows are decoded by CPU tasks before. Output: JSON lines
 under out/transcripts/ (`id`, `audio_filepath`, `duration`, `text`, `segments`, `status`, `error`; with
-`--punctuation`, also `sentences` and `sentence_timing`). Run the same
-command again after a crash: Ray Data's checkpoint (out/checkpoint/) skips the rows already written.
+`--punctuation`, also `sentences` and `sentence_timing`; with `--lid-model`, `language` and `language_confidence`).
+Run the same command again after a crash: Ray Data's checkpoint (out/checkpoint/) skips the rows already written.
 `--local-gpus` on a machine without CUDA makes logical GPUs: the actors are placed one per GPU and run on the CPU.
 """
 
@@ -40,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODEL",
         help="a punctuation model (FireRedPunc folder or Hub id): rows carry punctuated text and timed sentences",
     )
+    parser.add_argument(
+        "--lid-model",
+        metavar="MODEL",
+        help="a language model (FireRedLID folder or Hub id): rows, segments and sentences carry their language",
+    )
+    parser.add_argument(
+        "--vad-model",
+        metavar="MODEL",
+        help="the segmenter: silero (default) or a FireRedVAD folder or Hub id (the AED variant adds events)",
+    )
     parser.add_argument("--address", help="an existing cluster (default: start a local Ray)")
     parser.add_argument(
         "--local-cpus", type=int, default=4, help="local Ray: logical CPUs (>= 4: see docs/archives.md)"
@@ -64,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             device="auto",
             num_beams=options.num_beams,
             punctuation=options.punctuation,
+            lid_model=options.lid_model,
+            vad_model=options.vad_model,
             batch_seconds=options.batch_seconds,
             progress=False,
         )

@@ -132,6 +132,7 @@ BAD_LOAD_OPTIONS = [
     ({"dtype": "float8"}, ["--dtype", "float8"]),
     ({"quantize": "int4"}, ["--quantize", "int4"]),
     ({"quantize": "int8-weight", "device": "cuda"}, ["--quantize", "int8-weight", "--device", "cuda"]),
+    ({"skip_music": True}, ["--skip-music"]),
 ]
 
 

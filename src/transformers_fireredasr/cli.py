@@ -26,7 +26,15 @@ from .audio_io import SAMPLING_RATE, decode_file
 from .demo_model import demo_model_dir
 from .engine import Engine, LoadOptions, OptionError, Outcome, TranscribeOptions
 from .flags import add_load_arguments, add_transcribe_arguments, load_options
-from .formats import segment_records, srt_timestamp, to_srt, to_textgrid, to_vtt, word_records  # noqa: F401 - srt_timestamp too
+from .formats import (  # noqa: F401 - srt_timestamp too
+    LANGUAGE_KEYS,
+    segment_records,
+    srt_timestamp,
+    to_srt,
+    to_textgrid,
+    to_vtt,
+    word_records,
+)
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -243,8 +251,12 @@ def write_result(path: str, result: dict, options: argparse.Namespace, several: 
         row = {"path": path, "text": result["text"], "confidence": result.get("confidence"), "chunks": chunks}
         if "segments" in result:
             row["words"] = word_records(result["chunks"])
+        if "language" in result:  # with a language model: the language of most of the speech, and its confidence
+            row.update({key: result[key] for key in LANGUAGE_KEYS})
         if result.get("sentences") is not None:  # punctuated: each sentence's text, start and end
             row["sentences"], row["sentence_timing"] = result["sentences"], result.get("sentence_timing")
+        if result.get("events") is not None:  # FireRedVAD's audio-event variant: speech, singing and music, timed
+            row["events"] = result["events"]
         print(json.dumps(row, ensure_ascii=False), flush=True)
     elif options.output_format in ("srt", "vtt"):
         writer = to_srt if options.output_format == "srt" else to_vtt

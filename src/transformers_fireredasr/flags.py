@@ -35,6 +35,25 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="a punctuation model (a FireRedPunc folder or Hub id, original or converted), loaded once: punctuated "
         "text and timed sentences in every result",
     )
+    group.add_argument(
+        "--lid-model",
+        default=None,
+        metavar="MODEL",
+        help="a language model (a FireRedLID folder or Hub id, original or converted), loaded once: each result, "
+        "segment and sentence gets its language and confidence",
+    )
+    group.add_argument(
+        "--vad-model",
+        default=None,
+        metavar="MODEL",
+        help="the segmenter: silero (default) or a FireRedVAD folder or Hub id (original or converted; "
+        "FireRedTeam/FireRedVAD/AED is the audio-event variant, whose results also list speech, singing and music)",
+    )
+    group.add_argument(
+        "--skip-music",
+        action="store_true",
+        help="with FireRedVAD's audio-event variant: skip the segments in which it hears no speech (singing or music)",
+    )
 
 
 def load_options(options: argparse.Namespace) -> LoadOptions:
@@ -45,6 +64,9 @@ def load_options(options: argparse.Namespace) -> LoadOptions:
         quantize=options.quantize,
         compile=options.compile,
         punctuation=options.punctuation,
+        lid_model=options.lid_model,
+        vad_model=options.vad_model,
+        skip_music=options.skip_music,
     )
 
 

@@ -27,6 +27,7 @@ from transformers import AutomaticSpeechRecognitionPipeline
 
 from .engine import Engine, OptionError, Prepared, TranscribeOptions, is_fireredasr, timestamps_option
 from .engine.language import identify_results
+from .engine.prepare import prepare
 from .engine.punctuation import punctuate_results
 
 OPTION_NAMES = [field.name for field in dataclasses.fields(TranscribeOptions)]
@@ -57,6 +58,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     `lid_model=` (a FireRedLID folder or Hub id, loaded once per pipeline, or a
     `language_identification.LanguageIdentifier`) tags each result, segment chunk and sentence with its `language`
     and `language_confidence` (see `engine/language.py`).
+
+    `vad_model=` (a FireRedVAD folder or Hub id, loaded once per pipeline, or a `vad.FireRedVadDetector`) segments with
+    FireRedVAD instead of silero-vad; with its audio-event variant results carry `events`, and `skip_music=True` drops
+    the segments without speech (see `segmentation.firered_segments`).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -87,6 +92,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         hotword_score: float | None = None,
         punctuation_model=None,
         lid_model=None,
+        vad_model=None,
+        skip_music: bool | None = None,
         **kwargs,
     ):
         if stride_length_s is not None:
@@ -110,7 +117,32 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if lid_model is not None:
             self._language_identifier(lid_model)  # loaded and checked now, once
             postprocess_params["lid_model"] = lid_model
+        if skip_music and vad_model is None and "vad_model" not in getattr(self, "_preprocess_params", {}):
+            raise ValueError("skip_music=True needs vad_model=: FireRedVAD's audio-event variant (AED)")
+        if vad_model is not None:
+            self._detector(vad_model, skip_music=bool(skip_music))  # loaded and checked now, once
+            preprocess_params["vad_model"] = vad_model
+        if skip_music is not None:
+            preprocess_params["skip_music"] = bool(skip_music)
         return preprocess_params, forward_params, postprocess_params
+
+    def _detector(self, vad_model, skip_music: bool = False):
+        """`vad_model` (a `vad.FireRedVadDetector`, or a FireRedVAD folder or Hub id, loaded once per pipeline)."""
+        from .vad import FireRedVadDetector
+
+        detector = vad_model
+        if not isinstance(vad_model, FireRedVadDetector):
+            loaded = getattr(self, "_detectors", None)
+            if loaded is None:
+                loaded = self._detectors = {}
+            if vad_model not in loaded:
+                loaded[vad_model] = FireRedVadDetector.from_pretrained(vad_model, device=self.model.device)
+            detector = loaded[vad_model]
+        if skip_music and not detector.is_event_model:
+            raise ValueError(
+                "skip_music=True needs FireRedVAD's audio-event variant (AED), which tells speech from music"
+            )
+        return detector
 
     def _language_identifier(self, lid_model):
         """`lid_model` (a `LanguageIdentifier`, or a FireRedLID folder or Hub id, loaded once per pipeline)."""
@@ -150,16 +182,25 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             raise _pipeline_error(error) from None
         return options
 
-    def preprocess(self, inputs, **values):
+    def preprocess(self, inputs, vad_model=None, skip_music: bool = False, **values):
         options = self._options(values)
-        prepared = self.engine.prepare(inputs, options)
+        if vad_model is None:
+            prepared = self.engine.prepare(inputs, options)
+        else:
+            vad = self._detector(vad_model, skip_music)
+            prepared = prepare(
+                inputs, self.feature_extractor, options, self.engine.max_segment_seconds, vad, skip_music
+            )
+        # the input's events travel with each of its items, whole (a batch would otherwise split the list)
+        events = _Events(prepared.events)
         if not prepared.segments:  # one placeholder item per input keeps the batch shape; `_forward` skips it
-            yield {"is_last": True, "segment": None, "duration": prepared.duration}
+            yield {"is_last": True, "segment": None, "duration": prepared.duration, "events": events}
             return
         # Longest first, so that a batch holds segments of similar length (less padding); postprocess restores order.
         order = sorted(prepared.segments, key=lambda segment: -segment.seconds)
         for position, segment in enumerate(order):
-            yield {"is_last": position == len(order) - 1, "segment": segment, "duration": prepared.duration}
+            last = position == len(order) - 1
+            yield {"is_last": last, "segment": segment, "duration": prepared.duration, "events": events}
 
     def _forward(self, model_inputs, **kwargs):
         options = self._options({name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
@@ -178,6 +219,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             "is_last": model_inputs["is_last"],
             "segment": model_inputs["segment"],
             "duration": model_inputs["duration"],
+            "events": model_inputs["events"],
             "result": results if batched else results[0],
         }
 
@@ -187,7 +229,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             ((output["segment"], output["result"]) for output in model_outputs if output["segment"] is not None),
             key=lambda piece: piece[0].index,
         )
-        prepared = Prepared(float(model_outputs[0]["duration"]), [segment for segment, _ in pieces])
+        prepared = Prepared(
+            float(model_outputs[0]["duration"]), [segment for segment, _ in pieces], model_outputs[0]["events"].events
+        )
         results = [result for _, result in pieces]
         output = self.engine.assemble(prepared, results, options)
         if punctuation_model is not None:
@@ -196,6 +240,13 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             identifier = self._language_identifier(lid_model)
             identify_results(identifier, [(prepared, results, output)], options, self.feature_extractor)
         return output
+
+
+class _Events:
+    """An input's events (or None), kept whole through transformers' batching of the pipeline's items."""
+
+    def __init__(self, events: list[dict] | None):
+        self.events = events
 
 
 __all__ = ["FireRedAsrPipeline", "is_fireredasr_model"]

@@ -1,5 +1,5 @@
 """Cutting long recordings into pieces a FireRedASR model can transcribe: speech segments found by silero-vad, or
-fixed-size chunks when silero-vad is not installed.
+fixed-size chunks when silero-vad is not installed, or, when one is named, by a FireRedVAD model (`firered_segments`).
 
 Trade-off of the fallback: fixed chunks cut wherever the window ends (moved to the quietest 10 ms nearby, which is
 usually a pause), so a word can still be split across two chunks, silence is decoded too, and timestamps are chunk
@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import numbers
 import threading
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -196,4 +197,94 @@ def segment_audio(
     return merge_segments(spans, int(merge_limit * sampling_rate))
 
 
-__all__ = ["fixed_segments", "is_silent", "merge_segments", "segment_audio", "vad_available", "vad_segments"]
+@dataclass(frozen=True)
+class SpeechDetection:
+    """What FireRedVAD found in a recording: the spans to transcribe `(start, end)` in samples, and with the
+    audio-event variant every event `{"event", "start", "end"}` (seconds, in time order), else None."""
+
+    spans: list[tuple[int, int]]
+    events: list[dict] | None = None
+
+
+def firered_segments(
+    audio: np.ndarray,
+    detector,
+    sampling_rate: int = 16000,
+    max_segment_s: float = 60.0,
+    *,
+    merge_up_to_s: float | None = None,
+    skip_music: bool = False,
+    split: bool = True,
+) -> SpeechDetection:
+    """Segments found by a FireRedVAD model (`vad.FireRedVadDetector`), cut to at most `max_segment_s` at the quietest
+    10 ms, and merged as `segment_audio` merges them. `split=False` keeps the whole recording as one span (it is
+    then only checked for speech, and its events listed).
+
+    With the audio-event variant, a segment is where speech or singing is heard (lyrics are transcribed too);
+    `skip_music=True` drops the segments where no speech is heard (singing or music only), and the whole recording
+    when it is not split and holds no speech.
+    """
+    if max_segment_s <= 0:
+        raise ValueError(f"max_segment_s must be positive, got {max_segment_s}")
+    merge_limit = _merge_limit(merge_up_to_s, max_segment_s)
+    if skip_music and not detector.is_event_model:
+        raise ValueError("skip_music needs FireRedVAD's audio-event variant (AED), which tells speech from music")
+    if is_silent(audio) and not detector.is_event_model:
+        return SpeechDetection([])
+    if not split and not detector.is_event_model:
+        return SpeechDetection([(0, len(audio))])
+    result = detector.detect(audio, sampling_rate)
+    events = None
+    regions = result.segments
+    if detector.is_event_model:
+        events = sorted(
+            (
+                {"event": name, "start": start, "end": end}
+                for name, spans in result.events.items()
+                for start, end in spans
+            ),
+            key=lambda event: (event["start"], event["end"]),
+        )
+        regions = _union(result.events["speech"] + result.events["singing"])
+        if skip_music:
+            regions = [region for region in regions if _overlaps(region, result.events["speech"])]
+    if is_silent(audio):
+        return SpeechDetection([], events)
+    if not split:
+        return SpeechDetection([(0, len(audio))] if regions else [], events)
+    max_samples = int(max_segment_s * sampling_rate)
+    spans = []
+    for start, end in regions:
+        first, last = int(round(start * sampling_rate)), min(int(round(end * sampling_rate)), len(audio))
+        if last > first:
+            spans += _split_long(audio, first, last, max_samples, sampling_rate)
+    if merge_limit is not None:
+        spans = merge_segments(spans, int(merge_limit * sampling_rate))
+    return SpeechDetection(spans, events)
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping or touching `(start, end)` spans joined, in time order."""
+    joined: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _overlaps(region: tuple[float, float], spans: list[tuple[float, float]]) -> bool:
+    return any(start < region[1] and region[0] < end for start, end in spans)
+
+
+__all__ = [
+    "SpeechDetection",
+    "firered_segments",
+    "fixed_segments",
+    "is_silent",
+    "merge_segments",
+    "segment_audio",
+    "vad_available",
+    "vad_segments",
+]

@@ -3,7 +3,8 @@ process finished, transcribe the rest (pooled) and append a record per file to t
 
 A record: `id`, `audio_filepath`, `duration` (seconds decoded), `text`, `segments` (`start`, `end`, `text` of each
 decoded piece), `words` with word timestamps, `sentences` (`text`, `start`, `end`) and `sentence_timing` with a
-punctuation model, `confidence`, `status` ("ok" / "failed"), `error`, and who wrote it
+punctuation model, `language` and `language_confidence` (also in each segment and sentence) with a language model,
+`confidence`, `status` ("ok" / "failed"), `error`, and who wrote it
 when (`rank`, `world_size`, `session`, `session_start`, `finished`), from which merge computes the wall time.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine, LoadOptions, OptionError, TranscribeOptions
-from ..formats import segment_records, word_records
+from ..formats import LANGUAGE_KEYS, segment_records, word_records
 from .parts import PartWriter, done_ids, part_path
 from .pooled import PooledTranscriber
 from .progress import RunProgress
@@ -49,6 +50,12 @@ class RunConfig:
     compile: bool = False
     # --punctuation: a punctuation model; records then carry the punctuated text and timed `sentences`.
     punctuation: str | None = None
+    # --lid-model: a language model; records, their segments and sentences then carry `language` and its confidence.
+    lid_model: str | None = None
+    # --vad-model: the segmenter (None: silero-vad; else a FireRedVAD model); --skip-music: with its audio-event
+    # variant, segments without speech are skipped (records then carry `events`).
+    vad_model: str | None = None
+    skip_music: bool = False
     batch_seconds: float = 120.0
     num_workers: int | None = None  # None: 1 with CUDA, 0 on the CPU (workers would take the model's cores)
     progress: bool = True
@@ -76,6 +83,9 @@ class RunConfig:
             quantize=self.quantize,
             compile=self.compile,
             punctuation=self.punctuation,
+            lid_model=self.lid_model,
+            vad_model=self.vad_model,
+            skip_music=self.skip_music,
         )
 
     def transcribe_options(self) -> TranscribeOptions:
@@ -104,6 +114,9 @@ class RunConfig:
             "segmentation",
             "timestamps",
             "punctuation",
+            "lid_model",
+            "vad_model",
+            "skip_music",
         )
         return {name: getattr(self, name) for name in names}
 
@@ -159,6 +172,10 @@ def make_record(item, result: dict | None, seconds: float, error: str | None, sh
             record["confidence"] = result["confidence"]
         if "sentences" in result:  # punctuated: the sentences' text, start and end, and where the times came from
             record["sentences"], record["sentence_timing"] = result["sentences"], result["sentence_timing"]
+        if "language" in result:  # with a language model: the language of most of the speech, and its confidence
+            record.update({key: result[key] for key in LANGUAGE_KEYS})
+        if "events" in result:  # FireRedVAD's audio-event variant: speech, singing and music, timed
+            record["events"] = result["events"]
     return {**record, "rank": shard.rank, "world_size": shard.world_size, **session, "finished": round(time.time(), 3)}
 
 

@@ -64,6 +64,8 @@ def assemble(prepared: Prepared, results: Sequence[SegmentResult], options: Tran
                 )
         output["chunks"] = [word for result in results for word in result.words or []]
         output["segments"] = pieces(prepared, results)
+    if prepared.events is not None:  # FireRedVAD's audio-event variant: speech, singing and music, timed
+        output["events"] = prepared.events
     return output
 
 

@@ -58,6 +58,8 @@ class Engine:
         generate_defaults: Mapping[str, Any] | None = None,
         punctuator=None,
         language_identifier=None,
+        vad=None,
+        skip_music: bool = False,
     ):
         if not is_fireredasr(model.config):
             raise ValueError(f"not a FireRedASR model (model_type {model.config.model_type!r})")
@@ -73,6 +75,15 @@ class Engine:
         self.punctuator = punctuator
         # A `language_identification.LanguageIdentifier`, or None: results then carry no languages.
         self.language_identifier = language_identifier
+        # A `vad.FireRedVadDetector` that segments instead of silero-vad, or None; `skip_music` drops the segments its
+        # audio-event variant hears no speech in.
+        if skip_music and (vad is None or not vad.is_event_model):
+            raise OptionError(
+                "skip_music needs vad_model to be FireRedVAD's audio-event variant (AED), which tells speech from music",
+                "skip_music",
+            )
+        self.vad = vad
+        self.skip_music = skip_music
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, load: LoadOptions | Mapping[str, Any] | None = None) -> Engine:
@@ -111,7 +122,21 @@ class Engine:
             from ..language_identification import LanguageIdentifier
 
             identifier = LanguageIdentifier.from_pretrained(load.lid_model, device=device, dtype=model_kwargs["dtype"])
-        return cls(model, processor.feature_extractor, processor.tokenizer, defaults, punctuator, identifier)
+        vad = None
+        if load.vad_model is not None:
+            from ..vad import FireRedVadDetector
+
+            vad = FireRedVadDetector.from_pretrained(load.vad_model, device=device)
+        return cls(
+            model,
+            processor.feature_extractor,
+            processor.tokenizer,
+            defaults,
+            punctuator,
+            identifier,
+            vad=vad,
+            skip_music=load.skip_music,
+        )
 
     @property
     def times_words(self) -> bool:
@@ -138,7 +163,7 @@ class Engine:
 
     def prepare(self, audio, options: TranscribeOptions) -> Prepared:
         """One input (a path, bytes, an array, an audio dict) -> its segments with features."""
-        return prepare(audio, self.feature_extractor, options, self.max_segment_seconds)
+        return prepare(audio, self.feature_extractor, options, self.max_segment_seconds, self.vad, self.skip_music)
 
     def decode(
         self, segments: Sequence[Segment], options: TranscribeOptions, progress: Callable[[float], None] | None = None

@@ -20,6 +20,8 @@ from ..quantization import QUANTIZE_MODES as _QUANTIZERS
 DTYPES = ("float32", "float16", "bfloat16")
 QUANTIZE_MODES = tuple(_QUANTIZERS)
 SEGMENTATIONS = ("auto", "vad", "fixed")
+# `vad_model`'s name for the default segmenter
+SILERO = "silero"
 TIMESTAMPS = ("segment", "word", "char")
 # What `return_timestamps` (the pipeline's name, after Whisper's) means in `timestamps`.
 RETURN_TIMESTAMPS = {None: None, False: None, True: "segment", "segment": "segment", "word": "word", "char": "char"}
@@ -81,6 +83,9 @@ class LoadOptions(_FromMapping):
     every result then gets punctuated text and timed `sentences` (`engine/punctuation.py`). None: no punctuation.
     lid_model: a FireRedLID language model (a folder or Hub id, converted or an original release), loaded once; every
     result, segment and sentence then gets a `language` and a `language_confidence` (`engine/language.py`).
+    vad_model: the segmenter: None (or "silero") for silero-vad, else a FireRedVAD model (a folder or Hub id, converted
+    or an original release), loaded once. With its audio-event variant every result carries `events`, and
+    `skip_music` drops the segments in which it hears no speech (`segmentation.firered_segments`).
     """
 
     KIND = "load"
@@ -91,6 +96,8 @@ class LoadOptions(_FromMapping):
     compile: bool = False
     punctuation: str | None = None
     lid_model: str | None = None
+    vad_model: str | None = None
+    skip_music: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
@@ -107,6 +114,21 @@ class LoadOptions(_FromMapping):
             )
         if self.lid_model is not None and (not isinstance(self.lid_model, str) or not self.lid_model.strip()):
             raise OptionError(f"lid_model must name a model (a folder or Hub id), got {self.lid_model!r}", "lid_model")
+
+        if self.vad_model is not None and (not isinstance(self.vad_model, str) or not self.vad_model.strip()):
+            raise OptionError(
+                f"vad_model must name a FireRedVAD model (a folder or Hub id) or 'silero', got {self.vad_model!r}",
+                "vad_model",
+            )
+        if self.vad_model == SILERO:
+            object.__setattr__(self, "vad_model", None)
+        if not isinstance(self.skip_music, bool):
+            raise OptionError(f"skip_music must be true or false, got {self.skip_music!r}", "skip_music")
+        if self.skip_music and self.vad_model is None:
+            raise OptionError(
+                "skip_music needs vad_model: FireRedVAD's audio-event variant (AED) tells speech from music",
+                "skip_music",
+            )
 
     def resolved_device(self) -> str:
         """`device` with "auto" made concrete."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..audio_io import load_waveform
-from ..segmentation import is_silent, segment_audio
+from ..segmentation import firered_segments, is_silent, segment_audio
 from .options import TranscribeOptions
 from .variants import MIN_SEGMENT_SECONDS
 
@@ -30,15 +30,22 @@ class Segment:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An input ready for decoding: its duration (seconds) and its segments in time order (none for silence)."""
+    """An input ready for decoding: its duration (seconds), its segments in time order (none for silence), and the
+    audio events FireRedVAD's audio-event variant found in it (`{"event", "start", "end"}`; None without one)."""
 
     duration: float
     segments: list[Segment]
+    events: list[dict] | None = None
 
 
-def prepare(audio, feature_extractor, options: TranscribeOptions, limit: float) -> Prepared:
+def prepare(
+    audio, feature_extractor, options: TranscribeOptions, limit: float, vad=None, skip_music: bool = False
+) -> Prepared:
     """Reads `audio` (a path, bytes, an array, a `{"array"/"raw", "sampling_rate"}` dict), checks it, cuts it into
     segments of at most `limit` seconds where `options` ask for it, and featurizes each segment alone.
+
+    `vad` (a `vad.FireRedVadDetector`) finds the segments instead of silero-vad (fixed chunks stay fixed); its
+    audio-event variant also lists the input's events, and `skip_music` drops the segments without speech.
 
     Raises ValueError naming the problem for empty, undecodable, NaN/inf or too short audio.
     """
@@ -51,7 +58,19 @@ def prepare(audio, feature_extractor, options: TranscribeOptions, limit: float) 
         )
     limit = options.max_segment_seconds or limit
     duration = len(waveform) / rate
-    if is_silent(waveform):
+    events = None
+    if vad is not None and options.segmentation != "fixed":
+        found = firered_segments(
+            waveform,
+            vad,
+            rate,
+            limit,
+            merge_up_to_s=options.merge_segments_seconds,
+            skip_music=skip_music,
+            split=options.splits(duration, limit),
+        )
+        spans, events = found.spans, found.events
+    elif is_silent(waveform):
         spans = []
     elif options.splits(duration, limit):
         spans = segment_audio(
@@ -61,7 +80,7 @@ def prepare(audio, feature_extractor, options: TranscribeOptions, limit: float) 
         spans = [(0, len(waveform))]
     spans = [span for span in spans if span[1] - span[0] >= MIN_SEGMENT_SECONDS * rate]
     segments = [featurize(waveform, span, index, feature_extractor) for index, span in enumerate(spans)]
-    return Prepared(duration=duration, segments=segments)
+    return Prepared(duration=duration, segments=segments, events=events)
 
 
 def featurize(waveform: np.ndarray, span: tuple[int, int], index: int, feature_extractor) -> Segment:

@@ -1,0 +1,155 @@
+"""FireRedVAD as the engine's segmenter (`vad_model`): the engine, the pipeline, the CLI, the server and archive runs
+segment with the named FireRedVAD model, batched results equal one-by-one results, and the audio-event variant adds
+`events` and can skip segments without speech."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from tests.audio import write_wav
+from transformers_fireredasr import demo_model_dir
+from transformers_fireredasr.engine import Engine, LoadOptions, OptionError, TranscribeOptions
+from transformers_fireredasr.vad import FireRedVadDetector
+
+DEMO = str(demo_model_dir())
+SEGMENTS = TranscribeOptions(timestamps="segment")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory, vad_recordings):
+    path = tmp_path_factory.mktemp("vad_engine") / "speech.wav"
+    write_wav(path, vad_recordings["speech"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(converted_vad_dir):
+    return Engine.from_pretrained(DEMO, {"device": "cpu", "vad_model": str(converted_vad_dir)})
+
+
+@pytest.fixture(scope="module")
+def event_engine(converted_vad_dir):
+    return Engine.from_pretrained(DEMO, {"device": "cpu", "vad_model": str(converted_vad_dir / "AED")})
+
+
+def spans(result: dict) -> list[tuple[float, float]]:
+    return [tuple(chunk["timestamp"]) for chunk in result["chunks"]]
+
+
+def test_the_engine_segments_with_the_named_firered_vad(engine, converted_vad_dir, vad_recordings):
+    audio = vad_recordings["speech"]
+    expected = FireRedVadDetector.from_pretrained(converted_vad_dir).detect(audio).segments
+    result = engine.transcribe(audio, SEGMENTS)
+    assert len(expected) >= 4
+    assert spans(result) == [(round(start, 2), round(end, 2)) for start, end in expected]
+    assert "events" not in result  # the one-output variant finds speech only
+    silero = Engine.from_pretrained(DEMO, {"device": "cpu"}).transcribe(audio, SEGMENTS)
+    assert spans(silero) != spans(result)
+
+
+def test_batched_results_equal_one_by_one(engine, event_engine, vad_recordings):
+    audios = [vad_recordings["speech"], vad_recordings["noise"], vad_recordings["speech"][: 16000 * 6]]
+    for each in (engine, event_engine):
+        alone = [each.transcribe(audio, SEGMENTS) for audio in audios]
+        outcomes = each.transcribe_many(enumerate(audios), SEGMENTS, batch_size=4)
+        together = [outcome.result for outcome in sorted(outcomes, key=lambda outcome: outcome.key)]
+        assert together == alone
+
+
+def test_the_event_model_adds_events_and_skip_music_drops_segments_without_speech(
+    event_engine, converted_vad_dir, vad_recordings
+):
+    audio = vad_recordings["speech"]
+    detected = FireRedVadDetector.from_pretrained(converted_vad_dir / "AED").detect(audio)
+    result = event_engine.transcribe(audio, SEGMENTS)
+    assert sorted((e["event"], e["start"], e["end"]) for e in result["events"]) == sorted(
+        (name, start, end) for name, found in detected.events.items() for start, end in found
+    )
+    assert {e["event"] for e in result["events"]} >= {"speech", "singing"}
+    skipping = Engine.from_pretrained(
+        DEMO, {"device": "cpu", "vad_model": str(converted_vad_dir / "AED"), "skip_music": True}
+    ).transcribe(audio, SEGMENTS)
+    speech = detected.events["speech"]
+    assert all(any(s < end and start < e for s, e in speech) for start, end in spans(skipping))
+    assert len(spans(skipping)) <= len(spans(result))
+
+
+def test_options_are_checked(converted_vad_dir):
+    with pytest.raises(OptionError, match="skip_music"):
+        LoadOptions(skip_music=True)
+    with pytest.raises(OptionError, match="vad_model"):
+        LoadOptions(vad_model="")
+    with pytest.raises(OptionError, match="audio-event"):
+        Engine.from_pretrained(DEMO, {"device": "cpu", "vad_model": str(converted_vad_dir), "skip_music": True})
+    assert LoadOptions(vad_model="silero").vad_model is None
+
+
+def test_the_pipeline_takes_vad_model(engine, converted_vad_dir, vad_recordings):
+    asr = pipeline("automatic-speech-recognition", model=DEMO, device="cpu")
+    audio = {"raw": vad_recordings["speech"], "sampling_rate": 16000}
+    result = asr(dict(audio), return_timestamps=True, vad_model=str(converted_vad_dir))
+    assert spans(result) == spans(engine.transcribe(vad_recordings["speech"], SEGMENTS))
+    events = asr(dict(audio), return_timestamps=True, vad_model=str(converted_vad_dir / "AED"), batch_size=3)
+    assert events["events"] and spans(events) != spans(result)
+
+
+def test_the_command_line_segments_with_it(recording, converted_vad_dir, engine, capsys):
+    from transformers_fireredasr.cli import main
+
+    main([str(recording), "--model", DEMO, "--device", "cpu", "--vad-model", str(converted_vad_dir / "AED")])
+    capsys.readouterr()
+    main(
+        [
+            str(recording),
+            "--model",
+            DEMO,
+            "--device",
+            "cpu",
+            "--output-format",
+            "jsonl",
+            "--vad-model",
+            str(converted_vad_dir),
+        ]
+    )
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = engine.transcribe(str(recording), SEGMENTS)
+    assert [(c["start"], c["end"]) for c in row["chunks"]] == [tuple(span) for span in spans(expected)]
+    assert "events" not in row
+    main(
+        [
+            str(recording),
+            "--model",
+            DEMO,
+            "--device",
+            "cpu",
+            "--output-format",
+            "jsonl",
+            "--vad-model",
+            str(converted_vad_dir / "AED"),
+        ]
+    )
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["events"] and {e["event"] for e in row["events"]} <= {"speech", "singing", "music"}
+
+
+def test_the_server_segments_with_it(recording, converted_vad_dir, engine):
+    openai = pytest.importorskip("openai")
+    from transformers_fireredasr.serving.launch import ServerProcess
+
+    with ServerProcess(["--vad-model", str(converted_vad_dir), "--no-access-log"]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0, timeout=120)
+        with open(recording, "rb") as file:
+            verbose = client.audio.transcriptions.create(
+                file=file, model="fireredasr-demo", response_format="verbose_json"
+            ).model_dump()
+    expected = engine.transcribe(str(recording), SEGMENTS)
+    assert [(s["start"], s["end"]) for s in verbose["segments"]] == [tuple(span) for span in spans(expected)]
+
+
+def test_silence_and_noise_give_no_segments(engine, vad_recordings):
+    assert engine.transcribe(np.zeros(16000 * 3, dtype=np.float32), SEGMENTS)["chunks"] == []
+    assert engine.transcribe(vad_recordings["noise"], SEGMENTS)["chunks"] == []
