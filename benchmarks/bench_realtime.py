@@ -191,7 +191,7 @@ def match(spans: list[tuple[int, int]], found: dict[str, dict]) -> list[tuple[tu
 
 
 def latencies(stream: Stream, spans: list[tuple[int, int]]) -> dict:
-    first, chars, done, agree = [], [], [], 0
+    first, chars, done, agree, astray = [], [], [], 0, []
     pairs = match(spans, items(stream))
     for (start, end), item in pairs:
         if item is None:
@@ -200,6 +200,8 @@ def latencies(stream: Stream, spans: list[tuple[int, int]]) -> dict:
         done.append(done_at - stream.sent_at(end))
         joined = "".join(delta for _, delta in item["deltas"])
         agree += joined == transcript
+        if joined != transcript:
+            astray.append(f"deltas {joined!r}, completed {transcript!r}")
         if item["deltas"]:
             first.append(item["deltas"][0][0] - stream.sent_at(start))
         arrivals, position = [], 0
@@ -213,7 +215,7 @@ def latencies(stream: Stream, spans: list[tuple[int, int]]) -> dict:
             placed = start + (index + 0.5) / len(transcript) * (end - start)
             chars.append(at - stream.sent_at(int(placed)))
     matched = sum(item is not None for _, item in pairs)
-    return {"first": first, "chars": chars, "done": done, "agree": agree, "matched": matched}
+    return {"first": first, "chars": chars, "done": done, "agree": agree, "matched": matched, "astray": astray}
 
 
 def http_agreement(base_url: str, pcm: np.ndarray, stream: Stream) -> tuple[int, int]:
@@ -301,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"one session: {found['matched']}/{len(short_spans)} sentences matched to items, "
                 f"{len(items(stream))} items; {len(short) / RATE:.1f} s of audio"
             )
+            for line in found["astray"]:
+                print(f"  {line}")
             long_row = ["0", "0", "-", "-", "-"]
             if options.sessions:
                 long, long_spans = recording(clips, options.long_minutes * 60, options.pause, rng)

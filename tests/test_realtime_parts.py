@@ -51,6 +51,10 @@ def test_local_agreement_sends_what_two_hypotheses_share_and_never_takes_it_back
     assert agreement.update("今天天气很好啊") == ""
     assert agreement.update("今天天气很好啊") == "很好啊"
     assert agreement.finish("今天天气很好啊。") == "。"
+    three = LocalAgreement(3)
+    assert [three.update(h) for h in ("今", "今天天", "今天天气", "今天天气很")] == ["", "", "今", "天天"]
+    with pytest.raises(ValueError):
+        LocalAgreement(1)
     diverged = LocalAgreement()
     diverged.update("老妈旅")
     assert diverged.update("老妈旅用") == "老妈旅"

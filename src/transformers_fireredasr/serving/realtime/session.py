@@ -6,9 +6,9 @@ engine's voice activity detector hears speech (`server_vad`, `vad.py`), or with 
 the client commits; it ends at the end of speech, at the client's commit, or, at the latest, `max_utterance_seconds`
 after it began, cut at its quietest moment, so the buffer and the cost of re-decoding stay bounded.
 
-While an utterance grows it is re-decoded about once a second (more rarely when decoding takes longer), as one
-segment through the server's batcher, so concurrent sessions and HTTP requests share `generate` calls; one decode per
-session is in flight at a time and it takes the latest audio. Text that two consecutive hypotheses agree on is sent
+While an utterance grows it is re-decoded about once a second (more rarely when decoding takes longer), cut at
+pauses as the final decode cuts it, through the server's batcher, so concurrent sessions and HTTP requests share
+`generate` calls; one decode per session is in flight at a time and it takes the latest audio. Text that the last three hypotheses agree on is sent
 as `...delta` events (`stabilise.py`). When the utterance ends, it is decoded as the HTTP endpoint decodes a file
 (cut at pauses, punctuated when the server punctuates) and sent as `...completed`, after a last delta with the rest
 of that transcript when what was sent is its prefix. Items complete in order. The model runs on the batcher's thread
@@ -31,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 from transformers.utils import logging
 
 from ...engine import Engine, OptionError, join_segment_texts
-from ...engine.prepare import featurize
 from ...segmentation import fixed_segments, is_silent, vad_available
 from ..batcher import DynamicBatcher
 from ..settings import ServerSettings
@@ -63,9 +62,13 @@ MAX_MESSAGE_BYTES = MAX_APPEND_BYTES * 4 // 3 + 1024 * 1024
 MAX_UTTERANCE_SECONDS = 30.0
 # New audio between two re-decodes of an utterance: 1.5 times the last decode's time, within these bounds.
 MIN_STEP_SECONDS, MAX_STEP_SECONDS = 0.5, 2.0
+# The step until the first agreement is possible: short audio decodes fast, and the first captions come sooner.
+FIRST_STEP_SECONDS = 0.3
 # Audio kept after the end of speech (speech_stopped's audio_end_ms), and before speech while no one speaks.
 END_PADDING_SECONDS = 0.2
 IDLE_KEEP_SECONDS = 1.0
+# Consecutive hypotheses that must agree before their shared text is sent.
+AGREEMENT = 3
 # The shortest utterance worth a partial decode.
 MIN_PARTIAL_SECONDS = 0.3
 
@@ -77,7 +80,7 @@ class Item:
     id: str
     start: int
     by_vad: bool
-    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    agreement: LocalAgreement = field(default_factory=lambda: LocalAgreement(AGREEMENT))
     decoded_until: int = 0
 
 
@@ -364,7 +367,10 @@ class LiveSession:
             await self._wake.wait()
             self._wake.clear()
             item, end = self.item, self.total
-            step = int(min(max(1.5 * cost, MIN_STEP_SECONDS), MAX_STEP_SECONDS) * RATE)
+            if item is not None and len(item.agreement.recent) < AGREEMENT:
+                step = int(FIRST_STEP_SECONDS * RATE)
+            else:
+                step = int(min(max(1.5 * cost, MIN_STEP_SECONDS), MAX_STEP_SECONDS) * RATE)
             if item is None or end - item.decoded_until < step or end - item.start < MIN_PARTIAL_SECONDS * RATE:
                 continue
             audio = self._audio[item.start - self._offset : end - self._offset]
@@ -385,11 +391,13 @@ class LiveSession:
                 self._wake.set()
 
     async def _partial_text(self, audio: np.ndarray) -> str:
+        """The utterance so far, cut at pauses and decoded as `completed` will be: its finished parts then decode
+        from the same audio as in the end, so the hypotheses agree with the final transcript as often as they can."""
         if is_silent(audio):
             return ""
-        segment = await run_in_threadpool(featurize, audio, (0, len(audio)), 0, self.engine.feature_extractor)
-        (result,) = await self._decode([segment], self.options)
-        return result.text.strip()
+        prepared = await run_in_threadpool(self.engine.prepare, audio, self.options)
+        results = await self._decode(prepared.segments, self.options)
+        return join_segment_texts([result.text for result in results])
 
     def _delta(self, item: Item, text: str) -> dict:
         return server_event(

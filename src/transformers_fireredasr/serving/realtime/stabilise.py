@@ -1,7 +1,8 @@
-"""Which part of a growing hypothesis has stabilised: LocalAgreement-2, as in whisper_streaming.
+"""Which part of a growing hypothesis has stabilised: LocalAgreement-n, after whisper_streaming's LocalAgreement-2.
 
-The current utterance is re-decoded as its audio grows; the text two consecutive hypotheses share from the start
-is taken as stable. A shared prefix that ends inside a word of Latin script is cut back to the word's start, so a
+The current utterance is re-decoded as its audio grows; the text the last n hypotheses share from the start is taken
+as stable. A decode of audio cut off mid-word can repeat or drop a character, and two such decodes can agree on it;
+asking three to agree filters most of those out, at the cost of one more re-decode before the first caption. A shared prefix that ends inside a word of Latin script is cut back to the word's start, so a
 caption never shows half an English word. What has been sent is never taken back: a later pair of hypotheses that
 disagrees with it sends nothing until they agree beyond it again, or until the utterance is completed.
 """
@@ -30,17 +31,24 @@ def agreed_prefix(previous: str, current: str) -> str:
 
 
 class LocalAgreement:
-    """The stable text of one utterance: `update(hypothesis)` returns the new text to send (possibly "")."""
+    """The stable text of one utterance: `update(hypothesis)` returns the new text to send (possibly ""). `n`
+    consecutive hypotheses must agree (LocalAgreement-n; whisper_streaming's is 2)."""
 
-    def __init__(self) -> None:
-        self.previous: str | None = None
+    def __init__(self, n: int = 2) -> None:
+        if n < 2:
+            raise ValueError(f"an agreement needs at least 2 hypotheses, got {n}")
+        self.n = n
+        self.recent: list[str] = []
         self.sent = ""
 
     def update(self, hypothesis: str) -> str:
-        previous, self.previous = self.previous, hypothesis
-        if previous is None:
+        self.recent = [*self.recent, hypothesis][-self.n :]
+        if len(self.recent) < self.n:
             return ""
-        return self._extend(agreed_prefix(previous, hypothesis))
+        stable = self.recent[0]
+        for other in self.recent[1:]:
+            stable = agreed_prefix(stable, other)
+        return self._extend(stable)
 
     def finish(self, transcript: str) -> str:
         """The rest of the final transcript, when what was sent is a prefix of it ("" otherwise)."""
