@@ -23,7 +23,7 @@ SLOW = {
     "test_llm_lora.py::*": "LoRA and QLoRA training runs",
     "test_ray_data.py::*": "a local Ray instance",
     "test_serving_page.py::*": "headless Chromium",
-    "test_realtime_page.py::*": "headless Chromium",
+    "test_realtime.py::test_live_captions_in_the_browser*": "headless Chromium",
     "test_gpu_check.py::*": "every step of the GPU script in its CPU dry run",
     "test_bench_*.py::*": "benchmark scripts at a tiny size",
     "test_batch_bench.py::*": "the archive-run benchmark with local ranks",

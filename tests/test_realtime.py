@@ -2,18 +2,20 @@
 official `openai` client's realtime connections over both session shapes: manual commits and server_vad turns, the
 event order and item ids, deltas that only append and join to the completed transcript, completed transcripts
 equal to what `POST /v1/audio/transcriptions` gives for the same audio, the error events that keep the socket
-usable, the session cap, a bad session beside a good one, and the API key."""
+usable, the session cap, a bad session beside a good one, the API key, the `fireredasr-live` command, and the page's
+live mode in headless Chromium."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from tests.audio import HELD_OUT_CLIPS, join_with_pauses, read_wav
+from tests.audio import HELD_OUT_CLIPS, join_with_pauses, read_wav, write_wav
 from tests.realtime_helpers import (
     DELTA,
     TRANSCRIBED,
@@ -277,7 +279,6 @@ def test_the_api_key_and_the_model_name(server):
 
 
 def test_the_live_command_prints_the_captions(server, clips, tmp_path, capsys):
-    from tests.audio import write_wav
     from transformers_fireredasr.serving.realtime.live_cli import main
 
     one = tmp_path / "one.wav"
@@ -300,3 +301,42 @@ def test_the_live_command_prints_the_captions(server, clips, tmp_path, capsys):
     assert [e["transcript"] for e in of_type(events, TRANSCRIBED) if e["transcript"]] == lines
     assert main([str(tmp_path / "missing.wav"), *common]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_live_captions_in_the_browser_from_a_fake_microphone(server, clips, tmp_path):
+    """The page's live mode in headless Chromium, its microphone playing a recording
+    (`--use-file-for-fake-audio-capture`): press Live, and the captions of what is said appear and become final."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs chromium (apt-get install chromium)")
+    recording, _ = join_with_pauses(clips, np.random.default_rng(5), (1.2, 1.4))
+    microphone = tmp_path / "microphone.wav"
+    write_wav(microphone, np.concatenate([np.zeros(8000, dtype=np.float32), recording]))
+    arguments = [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=arguments)
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            page.locator("#key-row").wait_for(state="visible")
+            page.fill("#api-key", KEY)
+            page.dispatch_event("#api-key", "change")
+            page.wait_for_function("document.getElementById('model').textContent === 'model: fireredasr-demo'")
+            page.click("#live")
+            page.wait_for_function("document.getElementById('status').textContent === 'live: listening'")
+            page.wait_for_function("document.querySelectorAll('#captions p.final').length >= 1", timeout=60_000)
+            finals = page.locator("#captions p.final")
+            assert finals.count() >= 1 and all(finals.nth(i).inner_text() for i in range(finals.count()))
+            page.click("#live")
+            assert page.inner_text("#live") == "◉ Live" and page.inner_text("#status") == "live: stopped"
+            assert "error" not in (page.get_attribute("#status", "class") or "")
+        finally:
+            browser.close()
+    assert "WebSocket /v1/realtime" in server.output

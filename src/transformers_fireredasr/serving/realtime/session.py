@@ -316,6 +316,8 @@ class LiveSession:
         if self.item is None:
             self.item = Item(new_id("item"), start, by_vad=False, decoded_until=start)
         await self._commit(self.total)
+        if self._vad is not None and self._vad.speaking:  # the speaker goes on: what follows is the next item
+            await self._open(self.total, by_vad=True)
 
     async def _clear(self) -> None:
         self._resampler = StreamingResampler(self.config.rate)
