@@ -4,7 +4,7 @@ Measured figures (speed-ups, real-time factors, memory, bandwidth, accuracy, tim
 benchmarks/RESULTS.md, where they are dated and re-measured; a copy in a docstring or a help text goes stale and
 contradicts it. Issue numbers mean nothing to a reader of the installed package. Scanned: every module, class and
 function docstring and every comment under src/transformers_fireredasr/, every `help=` / `description=` string given
-in the source (argparse, FastAPI), and the `--help` of both commands as a user sees it. Structural constants stay
+in the source (argparse, FastAPI), and the `--help` of each command as a user sees it. Structural constants stay
 allowed: beam 3, 16 kHz, 25 ms frames, a 60 s limit, 2^19, int8, bf16, x4 subsampling, hex, defaults.
 """
 
@@ -201,11 +201,13 @@ def test_source_docstrings_comments_and_help_strings_hold_no_figures(path):
     assert not findings, "measured figures belong in benchmarks/RESULTS.md:\n" + "\n".join(findings)
 
 
-@pytest.mark.parametrize("command", ["fireredasr-transcribe", "fireredasr-serve"])
+@pytest.mark.parametrize("command", ["fireredasr-transcribe", "fireredasr-serve", "fireredasr-live"])
 def test_command_help_holds_no_figures(command, monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")  # one line per option, as the scan reads it
     if command == "fireredasr-transcribe":
         from transformers_fireredasr.cli import build_parser
+    elif command == "fireredasr-live":
+        from transformers_fireredasr.serving.realtime.live_cli import build_parser
     else:
         from transformers_fireredasr.serving.cli import build_parser
     text = build_parser().format_help()
