@@ -124,7 +124,7 @@ def _turn_detection(value: Any, current: TurnDetection | None, param: str) -> Tu
     return replace(base, **updates)
 
 
-def _transcription(config: SessionConfig, value: Any, param: str, served: str) -> dict:
+def _transcription(value: Any, param: str, served: str) -> dict:
     if value is None:
         return {}
     value = _mapping(value, param)
@@ -196,7 +196,7 @@ def updated_config(config: SessionConfig, event: dict, served: str) -> SessionCo
             raise ProtocolError(
                 "noise reduction is not supported: leave it out or null", "session.audio.input.noise_reduction"
             )
-        updates.update(_transcription(config, sound.get("transcription"), "session.audio.input.transcription", served))
+        updates.update(_transcription(sound.get("transcription"), "session.audio.input.transcription", served))
         if "turn_detection" in sound:
             updates["turn_detection"] = _turn_detection(
                 sound["turn_detection"], config.turn_detection, "session.audio.input.turn_detection"
@@ -212,9 +212,7 @@ def updated_config(config: SessionConfig, event: dict, served: str) -> SessionCo
         if "include" in session:
             updates["include"] = _include(session["include"], "session.include")
         updates.update(
-            _transcription(
-                config, session.get("input_audio_transcription"), "session.input_audio_transcription", served
-            )
+            _transcription(session.get("input_audio_transcription"), "session.input_audio_transcription", served)
         )
         if "turn_detection" in session:
             updates["turn_detection"] = _turn_detection(

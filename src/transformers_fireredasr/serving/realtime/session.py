@@ -134,7 +134,6 @@ class LiveSession:
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._partials: asyncio.Task | None = None
-        self.partial_decodes = 0
 
     @property
     def total(self) -> int:
@@ -384,7 +383,6 @@ class LiveSession:
                 logger.warning(f"live session {self.id}: a partial decode failed ({error})")
                 continue
             cost = time.monotonic() - began
-            self.partial_decodes += 1
             if self.item is item:
                 delta = item.agreement.update(text)
                 if delta:
