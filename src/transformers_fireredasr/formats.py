@@ -256,8 +256,21 @@ def subtitle_cues(
 
 
 def segment_records(chunks: Sequence[dict]) -> list[dict]:
-    """Speech segments as jsonl rows carry them (the CLI's and archive runs'): start, end and text."""
-    return [{"start": c["timestamp"][0], "end": c["timestamp"][1], "text": c["text"]} for c in chunks]
+    """Speech segments as jsonl rows carry them (the CLI's and archive runs'): start, end and text, and with a
+    language model their language and its confidence."""
+    return [
+        {
+            "start": c["timestamp"][0],
+            "end": c["timestamp"][1],
+            "text": c["text"],
+            **{key: c[key] for key in LANGUAGE_KEYS if key in c},
+        }
+        for c in chunks
+    ]
+
+
+# What a language model adds to a result, a segment and a sentence (`engine/language.py`).
+LANGUAGE_KEYS = ("language", "language_confidence")
 
 
 def word_records(chunks: Sequence[dict]) -> list[dict]:
@@ -269,6 +282,7 @@ def word_records(chunks: Sequence[dict]) -> list[dict]:
 
 
 __all__ = [
+    "LANGUAGE_KEYS",
     "cues_from_sentences",
     "cues_from_words",
     "segment_records",

@@ -5,7 +5,8 @@ thread (`transcriber.prepare_upload`, the engine's prepare), its segments queued
 format, or streamed as server-sent events, one `transcript.text.delta` per finished segment (in order) and then
 `transcript.text.done`. With a punctuation model (`--punctuation`), every format carries the punctuated text: srt and
 vtt cues end at sentence ends, verbose_json adds the timed `sentences`, and a stream's deltas are the text as
-decoded while its `done` event carries the punctuated text. Every error is an OpenAI-style JSON body with its HTTP
+decoded while its `done` event carries the punctuated text. With a language model (`--lid-model`), verbose_json's
+`language` is the identified one, and its segments and sentences carry theirs. Every error is an OpenAI-style JSON body with its HTTP
 status.
 
 No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations at run time.
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException
 
 from ..engine import Engine, OptionError, Prepared, SegmentResult, join_segment_texts
 from ..engine.assemble import pieces
+from ..engine.language import dominant_language
 from ..formats import cues_from_sentences, to_srt, to_text, to_vtt
 from ..hotwords import hotword_entries
 from .admission import AdmissionGate, QueueFull, Ticket
@@ -51,7 +53,7 @@ from .openai_schema import (
 )
 from .realtime import add_realtime_route
 from .settings import ServerSettings
-from .transcriber import AudioTooLong, prepare_upload, punctuated, request_options
+from .transcriber import AudioTooLong, identified, prepare_upload, punctuated, request_options
 from .upload_limit import UploadLimitMiddleware
 
 
@@ -136,11 +138,22 @@ def _compression_ratio(text: str) -> float:
     return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
 
 
+def _language_fields(language) -> dict:
+    """A segment's or sentence's language fields (none without a language model)."""
+    if language is None:
+        return {}
+    return {"language": language.label, "language_confidence": round(language.confidence, 4)}
+
+
 def _verbose(
-    form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult], output: dict | None
+    form: TranscriptionForm,
+    prepared: Prepared,
+    results: list[SegmentResult],
+    output: dict | None,
+    languages: list | None = None,
 ) -> TranscriptionVerbose:
     segments = []
-    for segment, result in zip(prepared.segments, results, strict=True):
+    for index, (segment, result) in enumerate(zip(prepared.segments, results, strict=True)):
         text = result.text.strip()
         if not text:
             continue
@@ -155,6 +168,7 @@ def _verbose(
                 temperature=form.temperature,
                 compression_ratio=_compression_ratio(text),
                 confidence=None if result.confidence is None else round(result.confidence, 4),
+                **_language_fields(languages[index] if languages else None),
             )
         )
     words = None
@@ -169,11 +183,22 @@ def _verbose(
     sentences = None
     if output is not None:
         sentences = [
-            TranscriptionSentence(id=number, start=round(s["start"], 3), end=round(s["end"], 3), text=s["text"])
+            TranscriptionSentence(
+                id=number,
+                start=round(s["start"], 3),
+                end=round(s["end"], 3),
+                text=s["text"],
+                **{key: s[key] for key in ("language", "language_confidence") if key in s},
+            )
             for number, s in enumerate(output["sentences"])
         ]
+    spoken = [
+        (s.seconds, language) for s, language in zip(prepared.segments, languages or [], strict=False) if language
+    ]
+    overall = dominant_language(spoken)
     return TranscriptionVerbose(
-        language=LANGUAGES[form.language or "zh"],
+        language=overall.label if overall else LANGUAGES[form.language or "zh"],
+        language_confidence=round(overall.confidence, 4) if overall else None,
         duration=round(prepared.duration, 3),
         text=join_texts(results) if output is None else output["text"],
         segments=segments,
@@ -193,9 +218,14 @@ def _cues(prepared: Prepared, results: list[SegmentResult], output: dict | None)
 
 
 def _render(
-    form: TranscriptionForm, prepared: Prepared, results: list[SegmentResult], output: dict | None
+    form: TranscriptionForm,
+    prepared: Prepared,
+    results: list[SegmentResult],
+    output: dict | None,
+    languages: list | None = None,
 ) -> Response:
-    """The response in the asked format; `output` is the punctuated result when the server punctuates."""
+    """The response in the asked format; `output` is the punctuated result when the server punctuates, `languages`
+    each segment's language when it has a language model (verbose_json carries them)."""
     text = join_texts(results) if output is None else output["text"]
     if form.response_format == "json":
         return JSONResponse(Transcription(text=text).model_dump())
@@ -205,7 +235,7 @@ def _render(
         return PlainTextResponse(to_srt(_cues(prepared, results, output)))
     if form.response_format == "vtt":
         return PlainTextResponse(to_vtt(_cues(prepared, results, output)), media_type="text/vtt")
-    return JSONResponse(_verbose(form, prepared, results, output).model_dump(exclude_none=True))
+    return JSONResponse(_verbose(form, prepared, results, output, languages).model_dump(exclude_none=True))
 
 
 def _sse(payload: dict, event: str | None = None) -> bytes:
@@ -330,6 +360,13 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         except Exception as error:
             raise ServingError(500, f"punctuation failed: {error}", "server_error") from error
 
+    async def language_result(prepared: Prepared, results: list[SegmentResult], options, output) -> list | None:
+        """Each segment's language (None without a language model), computed off the event loop."""
+        try:
+            return await run_in_threadpool(identified, engine, prepared, results, options, output)
+        except Exception as error:
+            raise ServingError(500, f"language identification failed: {error}", "server_error") from error
+
     async def stream(
         futures: list, deadline: float, ticket: Ticket, prepared: Prepared, options
     ) -> AsyncIterator[bytes]:
@@ -384,7 +421,11 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                     stream(futures, deadline, ticket, prepared, options), background=BackgroundTask(ticket.release)
                 )
             results = await results_of(futures, deadline)
-            return _render(form, prepared, results, await punctuated_result(prepared, results, options))
+            output = await punctuated_result(prepared, results, options)
+            languages = None
+            if form.response_format == "verbose_json":  # the one format with a place for languages
+                languages = await language_result(prepared, results, options, output)
+            return _render(form, prepared, results, output, languages)
         finally:
             if not streaming:
                 ticket.release()

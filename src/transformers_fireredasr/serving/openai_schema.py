@@ -4,6 +4,9 @@ The form is a pydantic model that forbids unknown fields: a typo (`respons_forma
 support is a 400 naming it, never silently ignored. Responses follow OpenAI's: json `{"text"}`, verbose_json with
 `duration`, `language` and `segments` (each with its start and end; `confidence` is this server's addition, present
 when the decoding reports it), and `words` with `timestamp_granularities[]=word` (each with its `confidence`).
+With a language model (`--lid-model`), verbose_json's `language` is the identified label of most of the speech
+(FireRedLID's, such as `zh mandarin`), and `language_confidence`, each segment's and each sentence's `language` and
+`language_confidence` are this server's additions.
 
 `hotwords` (with `hotword_score`) is this server's addition, the phrases to bias decoding towards: repeated fields
 (`hotwords[]`, as the openai client sends `extra_body={"hotwords": [...]}`, or `hotwords`), each a phrase or
@@ -78,6 +81,8 @@ class TranscriptionSegment(BaseModel):
     temperature: float
     compression_ratio: float
     confidence: float | None = None
+    language: str | None = None
+    language_confidence: float | None = None
 
 
 class TranscriptionWord(BaseModel):
@@ -96,11 +101,14 @@ class TranscriptionSentence(BaseModel):
     start: float
     end: float
     text: str
+    language: str | None = None
+    language_confidence: float | None = None
 
 
 class TranscriptionVerbose(BaseModel):
     task: Literal["transcribe"] = "transcribe"
     language: str
+    language_confidence: float | None = None  # with a language model: the confidence of `language`
     duration: float
     text: str
     segments: list[TranscriptionSegment]

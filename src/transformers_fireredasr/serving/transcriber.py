@@ -4,7 +4,8 @@ Uploads are decoded (any format ffmpeg reads) and checked against the server's l
 engine. Every request is cut at pauses (`split_at_pauses`), so every response format and the stream carry the same
 text: the segment texts joined as the engine joins them. Segments of any requests with equal options are then
 decoded together by the batcher (`Engine.decode_each`). With a punctuation model, a request's decoded segments are
-assembled and punctuated by the engine (`punctuated`), and the response carries that text and its sentences.
+assembled and punctuated by the engine (`punctuated`), and the response carries that text and its sentences. With a
+language model, its segments (and sentences) are tagged with their languages (`identified`).
 """
 
 from __future__ import annotations
@@ -57,4 +58,19 @@ def punctuated(
     return output
 
 
-__all__ = ["AudioTooLong", "prepare_upload", "punctuated", "request_options"]
+def identified(
+    engine: Engine,
+    prepared: Prepared,
+    results: Sequence[SegmentResult],
+    options: TranscribeOptions,
+    output: dict | None,
+) -> list | None:
+    """Each decoded segment's language by the engine's language model (`Language`, None for a segment without text),
+    the punctuated result `output`'s sentences tagged in place; None when the server has no language model."""
+    if engine.language_identifier is None:
+        return None
+    output = output if output is not None else engine.assemble(prepared, results, options)
+    return engine.identify_languages([(prepared, results, output)], options)[0]
+
+
+__all__ = ["AudioTooLong", "identified", "prepare_upload", "punctuated", "request_options"]
