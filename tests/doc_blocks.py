@@ -52,6 +52,7 @@ ORIGINAL_NAMES = {
     "FireRedASR-LLM-L": "original_llm",
     "FireRedASR2-AED": "original_aed2",
     "FireRedASR2-LLM": "original_llm",  # the v1 LLM folder stands in: the converter reads both the same way
+    "FireRedLID": "original_lid",
     "FireRedVAD": "original_vad",  # the release: VAD/, Stream-VAD/ and AED/
 }
 MODEL_FIXTURES = {
@@ -63,6 +64,7 @@ MODEL_FIXTURES = {
     "original_aed2": "aed2_dir",
     "punc": "converted_punc_dir",
     "lid": "converted_lid_dir",
+    "original_lid": "lid_dir",
     "vad": "converted_vad_dir",
     "original_vad": "vad_release_dir",
 }
