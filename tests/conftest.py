@@ -369,6 +369,24 @@ def converted_punc_dir(tmp_path_factory, punc_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def marking_punc_dir(tmp_path_factory, converted_punc_dir) -> Path:
+    """A converted punctuation model that writes `。` after every word: each word is a sentence, so a test in another
+    process (a server, a Ray actor) can tell a punctuated response from an unpunctuated one."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(converted_punc_dir)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.classifier.bias[model.config.label2id["。"]] = 5.0
+    folder = tmp_path_factory.mktemp("punc_marking") / "marking"
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(converted_punc_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def lid_dir(tmp_path_factory, trained_aed_dir, speech) -> Path:
     """An original-format FireRedLID folder: the trained AED's encoder and CMVN, a 6-layer label decoder over 120
     labels trained a little on the corpus (tests/reference_lid.py), so its labels follow the audio."""

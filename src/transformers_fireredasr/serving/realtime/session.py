@@ -34,7 +34,7 @@ from ...engine import Engine, OptionError, join_segment_texts
 from ...segmentation import fixed_segments, is_silent, vad_available
 from ..batcher import DynamicBatcher
 from ..settings import ServerSettings
-from ..transcriber import request_options
+from ..transcriber import punctuated, request_options
 from .protocol import (
     SHAPES,
     ProtocolError,
@@ -82,16 +82,6 @@ class Item:
     by_vad: bool
     agreement: LocalAgreement = field(default_factory=lambda: LocalAgreement(AGREEMENT))
     decoded_until: int = 0
-
-
-def punctuated(engine: Engine, prepared, results, options) -> dict | None:
-    """The utterance's result punctuated by the engine's punctuation model, as the HTTP endpoint punctuates a
-    request's, or None when the server has none."""
-    if engine.punctuator is None:
-        return None
-    output = engine.assemble(prepared, results, options)
-    engine.punctuate([(prepared, results, output)], options)
-    return output
 
 
 def _ms(samples: int) -> int:
