@@ -22,9 +22,14 @@ class FireRedLidTokenizer(PreTrainedTokenizer):
     Args:
         vocab_file (`str`):
             The `dict.txt` label list: one `label id` line per label, ids 0..N-1 in order.
-        unk_token (`str`, *optional*, defaults to `"<unk>"`), bos_token (`str`, *optional*, defaults to `"<sos>"`),
-        eos_token (`str`, *optional*, defaults to `"<eos>"`), pad_token (`str`, *optional*, defaults to `"<pad>"`):
-            The special labels of the release (ids 1, 3, 4 and 2).
+        unk_token (`str`, *optional*, defaults to `"<unk>"`):
+            Label for anything missing from the labels (id 1 in the release).
+        bos_token (`str`, *optional*, defaults to `"<sos>"`):
+            The decoder start label (id 3).
+        eos_token (`str`, *optional*, defaults to `"<eos>"`):
+            The end label (id 4).
+        pad_token (`str`, *optional*, defaults to `"<pad>"`):
+            The padding label (id 2).
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
