@@ -135,18 +135,19 @@ def test_the_command_line_segments_with_it(recording, converted_vad_dir, engine,
     assert row["events"] and {e["event"] for e in row["events"]} <= {"speech", "singing", "music"}
 
 
-def test_the_server_segments_with_it(recording, converted_vad_dir, engine):
+def test_the_server_segments_with_it(recording, converted_vad_dir, event_engine):
     openai = pytest.importorskip("openai")
     from transformers_fireredasr.serving.launch import ServerProcess
 
-    with ServerProcess(["--vad-model", str(converted_vad_dir), "--no-access-log"]) as server:
+    with ServerProcess(["--vad-model", str(converted_vad_dir / "AED"), "--no-access-log"]) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0, timeout=120)
         with open(recording, "rb") as file:
             verbose = client.audio.transcriptions.create(
                 file=file, model="fireredasr-demo", response_format="verbose_json"
             ).model_dump()
-    expected = engine.transcribe(str(recording), SEGMENTS)
+    expected = event_engine.transcribe(str(recording), SEGMENTS)
     assert [(s["start"], s["end"]) for s in verbose["segments"]] == [tuple(span) for span in spans(expected)]
+    assert verbose["events"] == expected["events"] and verbose["events"]
 
 
 def test_silence_and_noise_give_no_segments(engine, vad_recordings):

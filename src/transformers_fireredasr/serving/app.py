@@ -43,6 +43,7 @@ from .openai_schema import (
     ModelCard,
     ModelList,
     Transcription,
+    TranscriptionEvent,
     TranscriptionForm,
     TranscriptionSegment,
     TranscriptionSentence,
@@ -205,6 +206,7 @@ def _verbose(
         words=words,
         sentences=sentences,
         sentence_timing=None if output is None else output["sentence_timing"],
+        events=None if prepared.events is None else [TranscriptionEvent(**event) for event in prepared.events],
     )
 
 

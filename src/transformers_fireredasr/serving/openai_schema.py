@@ -96,6 +96,12 @@ class Transcription(BaseModel):
     text: str
 
 
+class TranscriptionEvent(BaseModel):
+    event: Literal["speech", "singing", "music"]
+    start: float
+    end: float
+
+
 class TranscriptionSentence(BaseModel):
     id: int
     start: float
@@ -117,6 +123,8 @@ class TranscriptionVerbose(BaseModel):
     # their times come from ("words" or "segments"). The segments keep the text as the model decoded it.
     sentences: list[TranscriptionSentence] | None = None
     sentence_timing: Literal["words", "segments"] | None = None
+    # Not in OpenAI's schema: with FireRedVAD's audio-event variant as the segmenter, the recording's timed events.
+    events: list[TranscriptionEvent] | None = None
 
 
 class ModelCard(BaseModel):
