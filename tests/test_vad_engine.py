@@ -153,3 +153,21 @@ def test_the_server_segments_with_it(recording, converted_vad_dir, event_engine)
 def test_silence_and_noise_give_no_segments(engine, vad_recordings):
     assert engine.transcribe(np.zeros(16000 * 3, dtype=np.float32), SEGMENTS)["chunks"] == []
     assert engine.transcribe(vad_recordings["noise"], SEGMENTS)["chunks"] == []
+
+
+def test_an_archive_run_segments_with_it_and_records_the_events(recording, converted_vad_dir, event_engine, tmp_path):
+    from transformers_fireredasr import cli
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(recording)}) + "\n")
+    run_dir = tmp_path / "run"
+    # pieces of at most 5 s: a run decodes a file within the limit whole
+    argv = ["--manifest", str(manifest), "--output-dir", str(run_dir), "--max-segment-seconds", "5", "--no-progress"]
+    assert cli.main([*argv, "--vad-model", str(converted_vad_dir / "AED")]) == 0
+    (part,) = (run_dir / "parts").glob("*.jsonl")
+    (record,) = [json.loads(line) for line in part.read_text().splitlines()]
+    expected = event_engine.transcribe(str(recording), TranscribeOptions(timestamps="segment", max_segment_seconds=5))
+    assert [(s["start"], s["end"]) for s in record["segments"]] == [tuple(span) for span in spans(expected)]
+    assert len(record["segments"]) >= 4 and record["events"] == expected["events"]
+    # the segmenter is one of the run's settings: a resume with silero-vad is refused
+    assert cli.main(argv) == 2
