@@ -24,9 +24,8 @@ def check(path) -> None:
 
 def test_tiny_random_pair(bench_lid, tmp_path):
     out = tmp_path / "lid.json"
-    assert (
-        bench_lid.main(["--size", "tiny", "--batch", "2", "--seconds", "2", "--repeats", "1", "--json", str(out)]) == 0
-    )
+    argv = ["--size", "tiny", "--batch", "2", "--seconds", "1", "--max-new-tokens", "5", "--repeats", "1"]
+    assert bench_lid.main([*argv, "--json", str(out)]) == 0
     check(out)
 
 
@@ -34,5 +33,6 @@ def test_converted_pair(bench_lid, converted_aed_dir, converted_lid_dir, tmp_pat
     """The test LID took the test AED's encoder, so the converted pair shares it."""
     out = tmp_path / "pair.json"
     argv = ["--asr", str(converted_aed_dir), "--lid", str(converted_lid_dir), "--batch", "2", "--seconds", "1"]
+    argv += ["--max-new-tokens", "5"]
     assert bench_lid.main([*argv, "--repeats", "1", "--json", str(out)]) == 0
     check(out)
