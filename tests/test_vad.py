@@ -30,6 +30,16 @@ RECORDINGS = ("speech", "silence", "noise")
 SUBFOLDER = {"VAD": None, "Stream-VAD": "Stream-VAD", "AED": "AED"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: these models are small, and on a shared CPU the threads' synchronisation costs more than
+    it saves (each streaming call is a few frames)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def detectors(converted_vad_dir):
     return {
@@ -169,20 +179,15 @@ def test_streaming_results_in_chunks_of_any_size_equal_the_oracle(mode, detector
         reference.set_mode(mode)
         settings = settings.with_mode(mode)
     stream = detectors["Stream-VAD"].stream(settings)
-    # one frame a call and an odd size (for two seconds), another odd size, everything at once (the presets: two)
-    sizes = (160, 399, 4321, None) if mode is None else (4321, None)
-    for name in RECORDINGS:
+    # one frame a call and an odd size (for a second), another odd size, everything at once (the presets: the speech)
+    sizes = (160, 399, 4321, None) if mode is None else (4321,)
+    for name in RECORDINGS if mode is None else RECORDINGS[:1]:
         pcm = to_pcm(vad_recordings[name])
         expected, _ = reference.detect_full(pcm)
-        if mode is None and name == "speech":  # upstream's chunkwise mode (10 frames a call) = its full mode
-            reference.reset()
-            step = 10 * 160
-            chunked = [r for at in range(0, len(pcm), step) for r in reference.detect_chunk(pcm[at : at + step + 240])]
-            assert _decisions(chunked) == _decisions(expected)
-        for size in sizes if name == "speech" else sizes[-2:]:
+        for size in sizes if name == "speech" else sizes[-1:]:
             size = size or len(pcm)
             # a causal model and an online post-processor: a prefix's frames are the whole recording's first frames
-            fed = pcm[: 2 * 16000] if size < 1000 else pcm
+            fed = pcm[:16000] if size < 1000 else pcm
             stream.reset()
             results = [r for at in range(0, len(fed), size) for r in stream.accept(fed[at : at + size])]
             assert _decisions(results) == _decisions(expected[: len(results)]), (name, size)
