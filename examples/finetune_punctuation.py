@@ -56,7 +56,24 @@ def new_model(vocab_file: Path, output_dir: Path, options: argparse.Namespace):
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(options.seed)
-    return BertForTokenClassification(config), tokenizer
+    model = BertForTokenClassification(config)
+    with torch.no_grad():  # sinusoidal positions, as the original Transformer's (see sinusoidal_positions)
+        model.bert.embeddings.position_embeddings.weight.copy_(sinusoidal_positions(config))
+    return model, tokenizer
+
+
+def sinusoidal_positions(config: BertConfig) -> torch.Tensor:
+    """Position embeddings of the original Transformer, scaled to BERT's initial range.
+
+    A new BERT's random position embeddings carry no notion of which tokens are neighbours, and a small model
+    trained from nothing stays for long at the marks' prior before it learns that a mark depends on the next
+    words. Sinusoids make the offset between two positions visible to attention from the first step."""
+    positions = torch.arange(config.max_position_embeddings, dtype=torch.float32)[:, None]
+    rates = torch.exp(torch.arange(0, config.hidden_size, 2, dtype=torch.float32) * (-9.2103 / config.hidden_size))
+    table = torch.zeros(config.max_position_embeddings, config.hidden_size)
+    table[:, 0::2] = torch.sin(positions * rates)
+    table[:, 1::2] = torch.cos(positions * rates)
+    return table * config.initializer_range * 10
 
 
 def main(argv: list[str] | None = None) -> dict:

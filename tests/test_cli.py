@@ -156,3 +156,9 @@ def test_both_commands_take_the_punctuation_model_as_a_load_flag():
     assert cli.parse_args(["a.wav", "--punctuation", "punc"]).load.punctuation == "punc"
     assert serve_args(["--punctuation", "punc"]).load.punctuation == "punc"
     assert cli.parse_args(["a.wav"]).load.punctuation is None
+    # The flag alone names the punctuation model bundled in the package.
+    from transformers_fireredasr import demo_punctuation_dir
+
+    bundled = str(demo_punctuation_dir())
+    assert cli.parse_args(["a.wav", "--punctuation"]).load.punctuation == bundled
+    assert serve_args(["--punctuation"]).load.punctuation == bundled

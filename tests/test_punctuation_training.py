@@ -187,3 +187,18 @@ def test_the_example_script_learns_with_trainer_and_reports_f1_per_mark(tmp_path
     assert punctuator.punctuate(["我们说天气了你去学校吗"]) == ["我们说，天气了。你去学校吗？"]
     again = script.main(["--model", str(out), *common, "--output-dir", str(tmp_path / "again"), "--max-steps", "1"])
     assert again["before"]["eval_f1"] == pytest.approx(after["eval_f1"])
+
+
+def test_the_bundled_punctuation_model_punctuates_offline_and_its_card_quotes_its_evaluation():
+    from transformers_fireredasr import demo_punctuation_dir
+
+    folder = demo_punctuation_dir()
+    text = "这个手机质量不错价格也便宜物流很快下次还会再买"
+    punctuated = Punctuator.from_pretrained(folder).punctuate([text])[0]
+    assert punctuated.endswith("。") and "，" in punctuated
+    assert "".join(char for char in punctuated if char not in "，。？！") == text
+    results = json.loads((folder / "eval_results.json").read_text(encoding="utf-8"))["after"]
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"value: {results['eval_f1']:.1f}" in card
+    for mark in ("，", "。", "？", "！"):
+        assert f"| `{mark}` | {results[f'eval_precision_{mark}']:.1f} |" in card

@@ -77,10 +77,12 @@ def test_the_wheel_holds_the_package_and_no_development_tooling(wheel):
     assert len(modules) > 20 and not missing, missing
     for module in ("cli.py", "serving/cli.py", "pipeline_fireredasr.py", "conversion/aed.py", "training.py"):
         assert f"transformers_fireredasr/{module}" in names, module
-    # ... and so are the demo model, the Hub cards, the server's page and the typing marker.
+    # ... and so are the demo models, the Hub cards, the server's page and the typing marker.
     demo = {"model.safetensors", "config.json", "generation_config.json", "processor_config.json", "dict.txt"}
     demo |= {"tokenizer_config.json", "README.md"}
     assert {f"transformers_fireredasr/demo/{name}" for name in demo} <= names
+    punctuation = {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md"}
+    assert {f"transformers_fireredasr/demo_punctuation/{name}" for name in punctuation} <= names
     cards = sorted(path.parent.name for path in (PACKAGE / "model_cards").glob("*/README.md"))
     assert len(cards) >= 4 and {f"transformers_fireredasr/model_cards/{card}/README.md" for card in cards} <= names
     assert {"transformers_fireredasr/serving/static/index.html", "transformers_fireredasr/py.typed"} <= names

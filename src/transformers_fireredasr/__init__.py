@@ -11,7 +11,7 @@ from .compiled_decoding import (
 from .configuration_fireredasr import FireRedAedConfig, FireRedConformerConfig, FireRedLlmConfig
 from .configuration_fireredlid import FireRedLidConfig
 from .conversion.resolve import resolve_model
-from .demo_model import demo_model_dir
+from .demo_model import demo_model_dir, demo_punctuation_dir
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .generation_fireredasr import SmoothedLogSoftmaxProcessor
 from .modeling_conformer import FireRedConformerEncoder, FireRedConformerPreTrainedModel
@@ -60,6 +60,7 @@ __all__ = [
     "compiled_decoding_load_kwargs",
     "cpu_compile_config",
     "demo_model_dir",
+    "demo_punctuation_dir",
     "forget_compiled_decoding",
     "remove_speed_paths",
     "resolve_model",

@@ -1,4 +1,5 @@
-"""Where the bundled demo model lives: the default model of the CLI, the server and the notebooks."""
+"""Where the bundled demo models live: the demo recogniser (the default model of the CLI, the server and the
+notebooks) and the demo punctuation model (what `--punctuation` alone names)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,16 @@ def demo_model_dir() -> Path:
     return folder
 
 
-__all__ = ["demo_model_dir"]
+def demo_punctuation_dir() -> Path:
+    """The folder of the small punctuation model shipped inside the package (a BERT token classifier trained on
+    Chinese product reviews; see its README.md).
+
+    Raises FileNotFoundError when this build ships none.
+    """
+    folder = Path(__file__).parent / "demo_punctuation"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"this build of transformers-fireredasr ships no demo punctuation model ({folder})")
+    return folder
+
+
+__all__ = ["demo_model_dir", "demo_punctuation_dir"]

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from .engine import LoadOptions
+from .demo_model import demo_punctuation_dir
+from .engine import LoadOptions, OptionError
+
+# `--punctuation` given without a model: the bundled one (a sentinel, so that no folder name is reserved).
+_BUNDLED_PUNCTUATION = object()
 
 
 def add_load_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +34,12 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--punctuation",
+        nargs="?",
+        const=_BUNDLED_PUNCTUATION,
         default=None,
         metavar="MODEL",
         help="a punctuation model (a FireRedPunc folder or Hub id, original or converted), loaded once: punctuated "
-        "text and timed sentences in every result",
+        "text and timed sentences in every result; the flag alone: the small punctuation model bundled in the package",
     )
     group.add_argument(
         "--lid-model",
@@ -56,6 +62,16 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _punctuation_model(value: object) -> str | None:
+    """`--punctuation`'s model: as given, or the bundled one for the flag alone."""
+    if value is not _BUNDLED_PUNCTUATION:
+        return value  # type: ignore[return-value]
+    try:
+        return str(demo_punctuation_dir())
+    except FileNotFoundError as error:
+        raise OptionError(f"punctuation: {error}; name a model: --punctuation MODEL", "punctuation") from None
+
+
 def load_options(options: argparse.Namespace) -> LoadOptions:
     """The load flags' `LoadOptions`; raises OptionError for a bad value."""
     return LoadOptions(
@@ -63,7 +79,7 @@ def load_options(options: argparse.Namespace) -> LoadOptions:
         dtype=options.dtype,
         quantize=options.quantize,
         compile=options.compile,
-        punctuation=options.punctuation,
+        punctuation=_punctuation_model(options.punctuation),
         lid_model=options.lid_model,
         vad_model=options.vad_model,
         skip_music=options.skip_music,

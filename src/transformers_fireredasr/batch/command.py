@@ -47,7 +47,7 @@ def run_config(options: argparse.Namespace, model: str) -> RunConfig:
         segmentation=options.segmentation,
         timestamps=options.timestamps,
         compile=options.compile,
-        punctuation=options.punctuation,
+        punctuation=options.load.punctuation,
         lid_model=options.lid_model,
         vad_model=options.vad_model,
         skip_music=options.skip_music,
