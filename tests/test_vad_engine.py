@@ -112,37 +112,17 @@ def test_the_pipeline_takes_vad_model(engine, converted_vad_dir, vad_recordings)
 def test_the_command_line_segments_with_it(recording, converted_vad_dir, engine, capsys):
     from transformers_fireredasr.cli import main
 
-    main(
-        [
-            str(recording),
-            "--model",
-            DEMO,
-            "--device",
-            "cpu",
-            "--output-format",
-            "jsonl",
-            "--vad-model",
-            str(converted_vad_dir),
-        ]
-    )
-    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    def jsonl_row(vad_model) -> dict:
+        main(
+            [str(recording), "--model", DEMO, "--device", "cpu", "--output-format", "jsonl", "--vad-model", vad_model]
+        )
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    row = jsonl_row(str(converted_vad_dir))
     expected = engine.transcribe(str(recording), SEGMENTS)
     assert [(c["start"], c["end"]) for c in row["chunks"]] == [tuple(span) for span in spans(expected)]
     assert "events" not in row
-    main(
-        [
-            str(recording),
-            "--model",
-            DEMO,
-            "--device",
-            "cpu",
-            "--output-format",
-            "jsonl",
-            "--vad-model",
-            str(converted_vad_dir / "AED"),
-        ]
-    )
-    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    row = jsonl_row(str(converted_vad_dir / "AED"))
     assert row["events"] and {e["event"] for e in row["events"]} <= {"speech", "singing", "music"}
 
 

@@ -40,7 +40,33 @@ def load_vocab(vocab_file: str | os.PathLike) -> dict[str, int]:
     return vocab
 
 
-class FireRedAsrTokenizer(PreTrainedTokenizer):
+class EosTerminatedTargets:
+    """How the AED's and FireRedLID's tokenizers add special tokens: training targets end with `<eos>` (`<sos>` is
+    prepended by the model as its decoder start)."""
+
+    def build_inputs_with_special_tokens(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        """Appends `eos_token_id`: `tokens + <eos>` are the training labels."""
+        return token_ids_0 + (token_ids_1 or []) + [self.eos_token_id]
+
+    def get_special_tokens_mask(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
+    ) -> list[int]:
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
+        return [0] * (len(token_ids_0) + len(token_ids_1 or [])) + [1]
+
+
+def write_dict_txt(encoder: dict[str, int], path: str) -> str:
+    """Writes a vocabulary as the original `dict.txt` (`token id` lines, in id order); returns `path`."""
+    with open(path, "w", encoding="utf-8") as file:
+        for token, index in sorted(encoder.items(), key=lambda item: item[1]):
+            file.write(f"{token} {index}\n")
+    return path
+
+
+class FireRedAsrTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
     """
     Constructs a FireRedASR-AED tokenizer (a slow, pure-python tokenizer).
 
@@ -161,30 +187,14 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         text = text.replace(SPIECE_UNDERLINE, " ").strip()
         return text.lower() if self.lowercase_output else text
 
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        """Appends `eos_token_id`: `tokens + <eos>` are the training labels (`<sos>` is prepended by the model)."""
-        if token_ids_1 is None:
-            return token_ids_0 + [self.eos_token_id]
-        return token_ids_0 + token_ids_1 + [self.eos_token_id]
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
-        return [0] * (len(token_ids_0) + len(token_ids_1 or [])) + [1]
-
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Writes `dict.txt` (and the sentencepiece model, when there is one) to `save_directory`."""
         if not os.path.isdir(save_directory):
             raise ValueError(f"Vocabulary path ({save_directory}) should be a directory.")
         prefix = f"{filename_prefix}-" if filename_prefix else ""
-        vocab_path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
-        with open(vocab_path, "w", encoding="utf-8") as f:
-            for token, index in sorted(self.encoder.items(), key=lambda item: item[1]):
-                f.write(f"{token} {index}\n")
+        vocab_path = write_dict_txt(
+            self.encoder, os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
+        )
         if self.sp_model is None:
             return (vocab_path,)
         spm_path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["spm_file"])

@@ -6,12 +6,12 @@ import os
 
 from transformers.tokenization_python import PreTrainedTokenizer
 
-from .tokenization_fireredasr import load_vocab
+from .tokenization_fireredasr import EosTerminatedTargets, load_vocab, write_dict_txt
 
 VOCAB_FILES_NAMES = {"vocab_file": "dict.txt"}
 
 
-class FireRedLidTokenizer(PreTrainedTokenizer):
+class FireRedLidTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
     """
     Constructs a FireRedLID tokenizer (a slow, pure-python tokenizer) over the labels of its `dict.txt`.
 
@@ -74,29 +74,12 @@ class FireRedLidTokenizer(PreTrainedTokenizer):
         """Labels joined by one space, as upstream's `detokenize`."""
         return " ".join(tokens)
 
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        """Appends `eos_token_id`: `labels + <eos>` are the training targets (`<sos>` is prepended by the model)."""
-        return token_ids_0 + (token_ids_1 or []) + [self.eos_token_id]
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
-        return [0] * (len(token_ids_0) + len(token_ids_1 or [])) + [1]
-
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Writes `dict.txt` to `save_directory`."""
         if not os.path.isdir(save_directory):
             raise ValueError(f"Vocabulary path ({save_directory}) should be a directory.")
         prefix = f"{filename_prefix}-" if filename_prefix else ""
-        path = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
-        with open(path, "w", encoding="utf-8") as file:
-            for token, index in sorted(self.encoder.items(), key=lambda item: item[1]):
-                file.write(f"{token} {index}\n")
-        return (path,)
+        return (write_dict_txt(self.encoder, os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])),)
 
 
 __all__ = ["FireRedLidTokenizer"]

@@ -25,6 +25,16 @@ FRAME_LENGTH_S = 0.025
 SILENCE, POSSIBLE_SPEECH, SPEECH, POSSIBLE_SILENCE = range(4)
 
 
+def check_settings(settings) -> None:
+    """Raises ValueError for a threshold outside [0, 1] or a speech length that is not positive (the offline and the
+    streaming settings share these fields)."""
+    if not 0.0 <= settings.speech_threshold <= 1.0:
+        raise ValueError(f"speech_threshold must be in [0, 1], got {settings.speech_threshold}")
+    for name in ("min_speech_frame", "max_speech_frame"):
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(settings, name)}")
+
+
 @dataclass(frozen=True)
 class VadPostprocessing:
     """Settings of the offline post-processing, in frames of 10 ms; the defaults are upstream's."""
@@ -39,12 +49,7 @@ class VadPostprocessing:
     trim_silence_tail: bool = False
 
     def __post_init__(self):
-        if not 0.0 <= self.speech_threshold <= 1.0:
-            raise ValueError(f"speech_threshold must be in [0, 1], got {self.speech_threshold}")
-        if self.min_speech_frame <= 0:
-            raise ValueError(f"min_speech_frame must be positive, got {self.min_speech_frame}")
-        if self.max_speech_frame <= 0:
-            raise ValueError(f"max_speech_frame must be positive, got {self.max_speech_frame}")
+        check_settings(self)
 
     @property
     def window(self) -> int:

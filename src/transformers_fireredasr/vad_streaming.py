@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, replace
 
-SILENCE, POSSIBLE_SPEECH, SPEECH, POSSIBLE_SILENCE = range(4)
+from .vad_postprocessing import POSSIBLE_SILENCE, POSSIBLE_SPEECH, SILENCE, SPEECH, check_settings
+
 FRAMES_PER_SECOND = 100
 # upstream's `set_mode` presets: (speech_threshold, min_speech_frame, min_silence_frame)
 MODES = {0: (0.3, 8, 20), 1: (0.5, 10, 15), 2: (0.7, 15, 10), 3: (0.9, 20, 5)}
@@ -35,10 +36,7 @@ class StreamingVadPostprocessing:
     trim_silence_tail: bool = False
 
     def __post_init__(self):
-        if not 0.0 <= self.speech_threshold <= 1.0:
-            raise ValueError(f"speech_threshold must be in [0, 1], got {self.speech_threshold}")
-        if self.min_speech_frame <= 0:
-            raise ValueError(f"min_speech_frame must be positive, got {self.min_speech_frame}")
+        check_settings(self)
 
     def with_mode(self, mode: int) -> StreamingVadPostprocessing:
         """These settings with upstream's preset `mode` (0-3) for the threshold and the minimum lengths."""

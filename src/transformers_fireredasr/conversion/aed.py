@@ -82,34 +82,44 @@ def aed_version(state_dict: dict) -> int:
     return 2 if V2_AED_MARKER in state_dict else 1
 
 
+def encoder_decoder_fields(args: argparse.Namespace) -> dict:
+    """The config fields an encoder-decoder model takes from the original argparse hyper-parameters: the encoder,
+    the decoder's width, heads and dropout, and the special ids (the AED's, and FireRedLID's label decoder's)."""
+    return {
+        "encoder_config": encoder_config_from_args(args),
+        "d_model": args.d_model,
+        "decoder_attention_heads": args.n_head,
+        "decoder_ffn_dim": args.d_model * 4,
+        "dropout": getattr(args, "residual_dropout", 0.1),
+        "pad_token_id": args.pad_id,
+        "bos_token_id": args.sos_id,
+        "eos_token_id": args.eos_id,
+        "decoder_start_token_id": args.sos_id,
+        "blank_token_id": getattr(args, "blank_id", 0),
+    }
+
+
 def aed_config_from_args(args: argparse.Namespace, ctc_head: bool = False) -> FireRedAedConfig:
     """Maps the original argparse hyper-parameters to a [`FireRedAedConfig`] (with a CTC head for v2)."""
     return FireRedAedConfig(
-        ctc_head=ctc_head,
-        encoder_config=encoder_config_from_args(args),
-        vocab_size=args.odim,
-        d_model=args.d_model,
-        decoder_layers=args.n_layers_dec,
-        decoder_attention_heads=args.n_head,
-        decoder_ffn_dim=args.d_model * 4,
-        dropout=getattr(args, "residual_dropout", 0.1),
-        pad_token_id=args.pad_id,
-        bos_token_id=args.sos_id,
-        eos_token_id=args.eos_id,
-        decoder_start_token_id=args.sos_id,
-        blank_token_id=getattr(args, "blank_id", 0),
+        ctc_head=ctc_head, vocab_size=args.odim, decoder_layers=args.n_layers_dec, **encoder_decoder_fields(args)
     )
 
 
-def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
-    """The published decoding settings as a generation config."""
+def decoding_generation_config(config, decoding: dict) -> GenerationConfig:
+    """A generation config of `config`'s special ids and the decoding settings `decoding`."""
     return GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
-        **AED_DECODING,
+        **decoding,
     )
+
+
+def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
+    """The published decoding settings as a generation config."""
+    return decoding_generation_config(config, AED_DECODING)
 
 
 def convert_aed(

@@ -25,7 +25,7 @@ from ..configuration_fireredlid import FireRedLidConfig
 from ..modeling_fireredlid import FireRedLidForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredlid import FireRedLidTokenizer
-from .aed import check_input_dir, encoder_config_from_args, load_cmvn
+from .aed import check_input_dir, decoding_generation_config, encoder_decoder_fields, load_cmvn
 from .checkpoint import load_original_package, require_args
 from .hub import converter_main, finish_conversion
 from .key_mapping import LID_PREFIXES, convert_state_dict
@@ -114,30 +114,13 @@ def lid_config(args, state_dict: dict) -> FireRedLidConfig:
     if width != args.d_model:
         raise ValueError(f"{EMBEDDING} is {width} wide but args.d_model is {args.d_model}")
     return FireRedLidConfig(
-        encoder_config=encoder_config_from_args(args),
-        vocab_size=labels,
-        d_model=args.d_model,
-        decoder_layers=decoder_layer_count(state_dict),
-        decoder_attention_heads=args.n_head,
-        decoder_ffn_dim=args.d_model * 4,
-        dropout=getattr(args, "residual_dropout", 0.1),
-        pad_token_id=args.pad_id,
-        bos_token_id=args.sos_id,
-        eos_token_id=args.eos_id,
-        decoder_start_token_id=args.sos_id,
-        blank_token_id=getattr(args, "blank_id", 0),
+        vocab_size=labels, decoder_layers=decoder_layer_count(state_dict), **encoder_decoder_fields(args)
     )
 
 
 def lid_generation_config(config: FireRedLidConfig) -> GenerationConfig:
     """Upstream's decoding settings as a generation config."""
-    return GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        **LID_DECODING,
-    )
+    return decoding_generation_config(config, LID_DECODING)
 
 
 def convert_lid(
