@@ -353,6 +353,16 @@ def demo():
     forget_compiled_decoding(model)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's tests (restored after): for small models, such as FireRedVAD's, whose calls
+    are a few frames each, where on a shared CPU the threads' synchronisation costs more than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def punc_dir(tmp_path_factory) -> Path:
     """An original-format FireRedPunc folder: a tiny random BERT in upstream's layout (tests/test_punctuation.py)."""

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from transformers import pipeline
 
 from tests.audio import write_wav
@@ -20,14 +19,8 @@ DEMO = str(demo_model_dir())
 SEGMENTS = TranscribeOptions(timestamps="segment")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models are small, and on a shared CPU the threads' synchronisation costs more than
-    it saves (each streaming call is a few frames)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# FireRedVAD's models are small: on a shared CPU, threads' synchronisation costs more than it saves.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

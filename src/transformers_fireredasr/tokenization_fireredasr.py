@@ -58,6 +58,20 @@ class EosTerminatedTargets:
         return [0] * (len(token_ids_0) + len(token_ids_1 or [])) + [1]
 
 
+class DictVocabulary:
+    """The vocabulary of a tokenizer whose `encoder` maps the tokens of its `dict.txt` to their ids (the AED's and
+    FireRedLID's), with the tokens added since."""
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.encoder)
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = dict(self.encoder)
+        vocab.update(self.added_tokens_encoder)
+        return vocab
+
+
 def write_dict_txt(encoder: dict[str, int], path: str) -> str:
     """Writes a vocabulary as the original `dict.txt` (`token id` lines, in id order); returns `path`."""
     with open(path, "w", encoding="utf-8") as file:
@@ -66,7 +80,7 @@ def write_dict_txt(encoder: dict[str, int], path: str) -> str:
     return path
 
 
-class FireRedAsrTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
+class FireRedAsrTokenizer(DictVocabulary, EosTerminatedTargets, PreTrainedTokenizer):
     """
     Constructs a FireRedASR-AED tokenizer (a slow, pure-python tokenizer).
 
@@ -145,15 +159,6 @@ class FireRedAsrTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
             hidden_tokens=self.hidden_tokens,
             **kwargs,
         )
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.encoder)
-
-    def get_vocab(self) -> dict[str, int]:
-        vocab = dict(self.encoder)
-        vocab.update(self.added_tokens_encoder)
-        return vocab
 
     def _tokenize(self, text: str, **kwargs) -> list[str]:
         """Splits text like the original `ChineseCharEnglishSpmTokenizer.tokenize` (added tokens are split off before)."""

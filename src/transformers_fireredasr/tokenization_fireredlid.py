@@ -6,12 +6,12 @@ import os
 
 from transformers.tokenization_python import PreTrainedTokenizer
 
-from .tokenization_fireredasr import EosTerminatedTargets, load_vocab, write_dict_txt
+from .tokenization_fireredasr import DictVocabulary, EosTerminatedTargets, load_vocab, write_dict_txt
 
 VOCAB_FILES_NAMES = {"vocab_file": "dict.txt"}
 
 
-class FireRedLidTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
+class FireRedLidTokenizer(DictVocabulary, EosTerminatedTargets, PreTrainedTokenizer):
     """
     Constructs a FireRedLID tokenizer (a slow, pure-python tokenizer) over the labels of its `dict.txt`.
 
@@ -51,15 +51,6 @@ class FireRedLidTokenizer(EosTerminatedTargets, PreTrainedTokenizer):
             if str(token) not in self.encoder:
                 raise ValueError(f"The {name} token {str(token)!r} is not in {vocab_file}.")
         super().__init__(unk_token=unk_token, bos_token=bos_token, eos_token=eos_token, pad_token=pad_token, **kwargs)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.encoder)
-
-    def get_vocab(self) -> dict[str, int]:
-        vocab = dict(self.encoder)
-        vocab.update(self.added_tokens_encoder)
-        return vocab
 
     def _tokenize(self, text: str, **kwargs) -> list[str]:
         return text.split()
