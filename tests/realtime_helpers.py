@@ -63,6 +63,17 @@ def completed_count(count: int) -> Callable[[list], bool]:
 
 def http_transcript(base_url: str, audio16: np.ndarray, api_key: str | None = None) -> str:
     """What `POST /v1/audio/transcriptions` returns for this 16 kHz audio (as a 16-bit wav)."""
+    return http_transcription(base_url, audio16, api_key)["text"]
+
+
+def http_words(base_url: str, audio16: np.ndarray, api_key: str | None = None) -> list[dict]:
+    """verbose_json's timed words of this 16 kHz audio."""
+    form = {"response_format": "verbose_json", "timestamp_granularities[]": "word"}
+    return http_transcription(base_url, audio16, api_key, form)["words"]
+
+
+def http_transcription(base_url: str, audio16: np.ndarray, api_key: str | None = None, form: dict | None = None):
+    """`POST /v1/audio/transcriptions`'s JSON body for this 16 kHz audio (as a 16-bit wav) and extra form fields."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as file:
         file.setnchannels(1)
@@ -72,10 +83,10 @@ def http_transcript(base_url: str, audio16: np.ndarray, api_key: str | None = No
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     response = httpx.post(
         f"{base_url}/audio/transcriptions",
-        data={"model": "fireredasr-demo"},
+        data={"model": "fireredasr-demo", **(form or {})},
         files={"file": ("utterance.wav", buffer.getvalue(), "audio/wav")},
         headers=headers,
         timeout=120,
     )
     response.raise_for_status()
-    return response.json()["text"]
+    return response.json()

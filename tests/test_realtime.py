@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from tests.realtime_helpers import (
     collect,
     completed_count,
     http_transcript,
+    http_words,
     of_type,
     stream,
     to_pcm24,
@@ -35,8 +37,10 @@ from transformers_fireredasr.serving.launch import ServerProcess  # noqa: E402
 from transformers_fireredasr.serving.realtime.resample import resample_pcm16  # noqa: E402
 
 MODEL = "fireredasr-demo"
+WORDS = "item.input_audio_transcription.words"  # this server's `include`: timed words in `completed`
 KEY = "live-key"
 pytestmark = pytest.mark.skipif(not vad_available(), reason="the server segments with silero-vad (the vad extra)")
+IDLE_SECONDS = 3  # a session that sends nothing for this long is closed (--realtime-idle-timeout)
 MANUAL = {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}
 MANUAL["audio"]["input"]["turn_detection"] = None
 MANUAL["audio"]["input"]["transcription"] = {"model": MODEL, "language": "zh"}
@@ -44,7 +48,8 @@ MANUAL["audio"]["input"]["transcription"] = {"model": MODEL, "language": "zh"}
 
 @pytest.fixture(scope="module")
 def server():
-    with ServerProcess(["--api-key", KEY, "--max-realtime-sessions", "2", "--no-access-log"]) as process:
+    arguments = ["--api-key", KEY, "--max-realtime-sessions", "2", "--realtime-idle-timeout", str(IDLE_SECONDS)]
+    with ServerProcess([*arguments, "--no-access-log"]) as process:
         yield process
 
 
@@ -79,12 +84,16 @@ def check_deltas(events: list[dict], item_id: str, transcript: str) -> str:
 
 
 def test_manual_commits_with_the_current_session_shape(server, clips):
+    """...and this server's `include` of timed words: `completed` carries verbose_json's words of the utterance,
+    in seconds of the session's audio; an unknown `include` value is an error event naming it."""
     first, second = (to_pcm24(clip) for clip in clips)
 
     async def run():
         async with connect(server) as connection:
-            await connection.session.update(session=MANUAL)
-            events = await collect(connection, lambda e: of_type(e, "session.updated"))
+            await connection.session.update(session={**MANUAL, "include": ["item.input_audio_transcription.bogus"]})
+            refused = await collect(connection, lambda e: of_type(e, "error"))
+            await connection.session.update(session={**MANUAL, "include": [WORDS]})
+            events = refused + await collect(connection, lambda e: of_type(e, "session.updated"))
             await stream(connection, first, speed=4)  # a little faster than real time: partial decodes still run
             await connection.input_audio_buffer.commit()
             events += await collect(connection, completed_count(1))
@@ -94,16 +103,26 @@ def test_manual_commits_with_the_current_session_shape(server, clips):
             return events
 
     events = asyncio.run(run())
-    assert [e["type"] for e in events[:2]] == ["session.created", "session.updated"]
-    updated = events[1]["session"]["audio"]["input"]
+    assert [e["type"] for e in events[:3]] == ["session.created", "error", "session.updated"]
+    assert events[1]["error"]["param"] == "session.include" and "bogus" in events[1]["error"]["message"]
+    assert events[2]["session"]["include"] == [WORDS]
+    updated = events[2]["session"]["audio"]["input"]
     assert updated["turn_detection"] is None and updated["format"] == {"type": "audio/pcm", "rate": 24000}
     committed, completed = of_type(events, "input_audio_buffer.committed"), of_type(events, TRANSCRIBED)
     assert [c["item_id"] for c in committed] == [c["item_id"] for c in completed] and len(completed) == 2
     assert committed[0].get("previous_item_id") is None
     assert committed[1]["previous_item_id"] == committed[0]["item_id"]
+    offset = 0.0  # where the utterance begins in the session's audio
     for pcm, done in zip((first, second), completed, strict=True):
         audio = resample_pcm16(pcm, 24000)
         assert done["transcript"] and done["transcript"] == http_transcript(server.base_url, audio, KEY)
+        words = http_words(server.base_url, audio, KEY)
+        assert words and [w["word"] for w in done["words"]] == [w["word"] for w in words]
+        assert [(w["start"], w["end"]) for w in done["words"]] == [
+            (pytest.approx(w["start"] + offset, abs=1e-3), pytest.approx(w["end"] + offset, abs=1e-3)) for w in words
+        ]
+        assert [w["confidence"] for w in done["words"]] == [w["confidence"] for w in words]
+        offset += len(audio) / 16000
         check_deltas(events, done["item_id"], done["transcript"])
         assert done["usage"] == {"type": "duration", "seconds": pytest.approx(len(audio) / 16000, abs=1e-3)}
         assert events.index(of_type(events, "input_audio_buffer.committed")[completed.index(done)]) < events.index(
@@ -236,6 +255,33 @@ def test_the_session_cap_and_a_bad_session_beside_a_good_one(server, clips):
     assert {e["error"]["param"] for e in of_type(bad_events, "error")} == {"audio"}
     (done,) = of_type(good_events, TRANSCRIBED)
     assert done["transcript"] == http_transcript(server.base_url, resample_pcm16(pcm, 24000), KEY)
+    assert reopened[0]["type"] == "session.created"
+
+
+def test_idle_sessions_are_told_closed_and_free_their_places(server):
+    import websockets.exceptions
+
+    async def idle(connection):
+        events = await collect(connection, lambda e: of_type(e, "error"), timeout=IDLE_SECONDS + 30)
+        with pytest.raises(websockets.exceptions.ConnectionClosedOK) as closed:
+            await connection.recv()
+        return events, closed.value.rcvd.code, time.monotonic()
+
+    async def run():
+        began = time.monotonic()
+        async with connect(server) as first, connect(server) as second:  # every place is taken
+            outcomes = await asyncio.gather(idle(first), idle(second))
+        async with connect(server) as again:  # and free again
+            reopened = await collect(again, lambda e: e)
+        return began, outcomes, reopened
+
+    began, outcomes, reopened = asyncio.run(run())
+    for events, code, ended in outcomes:
+        assert [e["type"] for e in events] == ["session.created", "error"] and code == 1000
+        assert (
+            events[1]["error"]["code"] == "idle_timeout" and "--realtime-idle-timeout" in events[1]["error"]["message"]
+        )
+        assert ended - began >= IDLE_SECONDS
     assert reopened[0]["type"] == "session.created"
 
 

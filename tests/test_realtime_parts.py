@@ -187,3 +187,41 @@ def test_completed_is_punctuated_as_the_engine_punctuates_a_request(converted_pu
     (done,) = [e for e in sent if e["type"].endswith("completed")]
     expected = punctuating.transcribe(resample_pcm16(pcm, 24000), request_options())
     assert done["transcript"] == expected["text"] and expected["sentences"]
+
+
+def test_an_idle_session_waits_for_a_pending_transcript_then_is_told(engine, capsys):
+    """`LiveSession.receive`: a message in time is passed on; silence past the idle timeout ends the session with an
+    `error` event, but not while an utterance's transcript is still being made; the setting is checked."""
+    from transformers_fireredasr.serving.cli import main as serve
+    from transformers_fireredasr.serving.realtime.session import LiveSession
+    from transformers_fireredasr.serving.settings import ServerSettings
+
+    sent: list[dict] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def silent() -> dict:
+        await asyncio.Event().wait()
+
+    async def talking() -> dict:
+        await asyncio.sleep(0.05)
+        return {"type": "websocket.receive", "text": "{}"}
+
+    async def run():
+        session = LiveSession(
+            engine, None, ServerSettings(served_model_name="demo", realtime_idle_timeout_s=0.2), send
+        )
+        assert await session.receive(talking) == {"type": "websocket.receive", "text": "{}"}
+        session._completion = asyncio.create_task(asyncio.sleep(0.5))  # a transcript on its way
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        assert await session.receive(silent) is None
+        return loop.time() - began
+
+    waited = asyncio.run(run())
+    assert waited >= 0.5
+    (event,) = sent
+    assert event["type"] == "error" and event["error"]["code"] == "idle_timeout"
+    assert serve(["--realtime-idle-timeout", "0"]) == 2
+    assert "realtime_idle_timeout_s must be positive" in capsys.readouterr().err

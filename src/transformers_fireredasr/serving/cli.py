@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=16,
         help="live transcription sessions (WS /v1/realtime) open at once; one more gets an error event and is closed",
     )
+    parser.add_argument(
+        "--realtime-idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a live session may send nothing (while no transcript is pending) before it gets an error "
+        "event and is closed, freeing its place (default: 60)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     add_load_arguments(parser)
@@ -103,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_audio_seconds=options.max_audio_seconds,
             request_timeout_s=options.request_timeout,
             max_realtime_sessions=options.max_realtime_sessions,
+            realtime_idle_timeout_s=options.realtime_idle_timeout,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

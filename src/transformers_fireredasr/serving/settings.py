@@ -18,12 +18,13 @@ class ServerSettings:
     max_audio_seconds: float = 3600.0
     request_timeout_s: float = 600.0
     max_realtime_sessions: int = 16
+    realtime_idle_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_realtime_sessions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_upload_mb", "max_audio_seconds", "request_timeout_s"):
+        for name in ("max_upload_mb", "max_audio_seconds", "request_timeout_s", "realtime_idle_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:

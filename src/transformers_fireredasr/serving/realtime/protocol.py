@@ -7,7 +7,8 @@ Two shapes of session settings are read (the fields of openai-python's `types/re
   {model, language, prompt}, turn_detection}`.
 Only the fields present change. `turn_detection` is `{type: "server_vad", threshold, prefix_padding_ms,
 silence_duration_ms}` or null (the client commits). This server's additions: `rate: 16000` (no resampling),
-`keywords` become the engine's hotwords. What it cannot do (other audio formats, semantic_vad, noise reduction, a
+`keywords` become the engine's hotwords, and `include: ["item.input_audio_transcription.words"]` adds the
+utterance's timed words to `...completed`. What it cannot do (other audio formats, semantic_vad, noise reduction, a
 prompt) is refused with an `error` event naming the field, and the session keeps its settings.
 """
 
@@ -21,6 +22,10 @@ from typing import Any
 from ..openai_schema import LANGUAGES
 
 RATES = (24000, 16000)
+# `include` values: OpenAI's, and this server's addition that puts timed words into `...completed`.
+LOGPROBS = "item.input_audio_transcription.logprobs"
+WORDS = "item.input_audio_transcription.words"
+INCLUDABLE = (LOGPROBS, WORDS)
 SHAPES = {"session.update": "current", "transcription_session.update": "beta"}
 _EVENT_NUMBERS = itertools.count()
 
@@ -168,11 +173,20 @@ def _format(value: Any, param: str) -> int:
 
 
 def _include(value: Any, param: str) -> tuple[str, ...]:
+    """The extra fields asked for: `WORDS` is kept; OpenAI's `LOGPROBS` is accepted and not sent (the model's
+    confidence is a mean per word, not a log-probability per token); anything else is an error naming it."""
     if value is None:
         return ()
-    if not isinstance(value, list) or any(item != "item.input_audio_transcription.logprobs" for item in value):
-        raise ProtocolError(f"{param} may only hold 'item.input_audio_transcription.logprobs', got {value!r}", param)
-    return ()  # token log-probabilities are not sent: the model's confidence is a per-item mean
+    if not isinstance(value, list):
+        raise ProtocolError(f"{param} must be a list, got {value!r}", param)
+    unknown = [item for item in value if item not in INCLUDABLE]
+    if unknown:
+        raise ProtocolError(
+            f"{param}: unknown value(s) {unknown!r}; this server takes {WORDS!r} (timed words in `completed`) and "
+            f"{LOGPROBS!r} (accepted, not sent)",
+            param,
+        )
+    return (WORDS,) if WORDS in value else ()
 
 
 def updated_config(config: SessionConfig, event: dict, served: str) -> SessionConfig:
@@ -245,7 +259,10 @@ def error_event(
 
 
 __all__ = [
+    "INCLUDABLE",
+    "LOGPROBS",
     "RATES",
+    "WORDS",
     "SHAPES",
     "ProtocolError",
     "SessionConfig",

@@ -4,8 +4,9 @@ The API key is checked as on the HTTP routes, from `Authorization: Bearer KEY` o
 headers on a websocket), from the subprotocol `openai-insecure-api-key.KEY`, as OpenAI's own endpoint takes it; a
 wrong key is refused with 401 before the socket opens. A model named in the URL (`?model=`, which the beta client
 sends) or in the session's transcription settings must be the served one. At most `max_realtime_sessions` sessions
-run at once: one more gets an `error` event and is closed (code 1013, try again later). Each text frame is one client
-event; a binary frame gets an `error` event.
+run at once: one more gets an `error` event and is closed (code 1013, try again later). A session that sends nothing
+for `realtime_idle_timeout_s` while no transcript is pending gets an `error` event and is closed (code 1000), which
+frees its place. Each text frame is one client event; a binary frame gets an `error` event.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .session import LiveSession
 
 KEY_PROTOCOL = "openai-insecure-api-key."
 TRY_AGAIN_LATER = 1013
+NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 
 
@@ -88,7 +90,10 @@ def add_realtime_route(app: FastAPI, engine: Engine, settings: ServerSettings, b
         try:
             await session.start()
             while True:
-                message = await websocket.receive()
+                message = await session.receive(websocket.receive)
+                if message is None:  # idle for too long: told so, and closed cleanly
+                    await websocket.close(NORMAL_CLOSURE, "idle timeout")
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 if message.get("text") is None:

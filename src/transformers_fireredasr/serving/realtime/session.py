@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,7 @@ from ..settings import ServerSettings
 from ..transcriber import punctuated, request_options
 from .protocol import (
     SHAPES,
+    WORDS,
     ProtocolError,
     SessionConfig,
     TurnDetection,
@@ -82,6 +83,21 @@ class Item:
     by_vad: bool
     agreement: LocalAgreement = field(default_factory=lambda: LocalAgreement(AGREEMENT))
     decoded_until: int = 0
+
+
+def session_words(results: list, offset: float) -> list[dict]:
+    """The results' timed words as verbose_json's `words` has them (`word`, `start`, `end`, `confidence`), moved by
+    `offset` seconds (where the utterance starts in the session's audio)."""
+    return [
+        {
+            "word": word["text"],
+            "start": round(word["timestamp"][0] + offset, 3),
+            "end": round(word["timestamp"][1] + offset, 3),
+            "confidence": word["confidence"],
+        }
+        for result in results
+        for word in result.words or []
+    ]
 
 
 def _ms(samples: int) -> int:
@@ -144,6 +160,23 @@ class LiveSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def receive(self, receive: Callable[[], Awaitable[dict]]) -> dict | None:
+        """The socket's next message (`receive` waits for it); None once the client has sent nothing for the
+        server's idle timeout while no transcript was pending, after an `error` event (`idle_timeout`) says so."""
+        timeout = self.settings.realtime_idle_timeout_s
+        while True:
+            try:
+                return await asyncio.wait_for(receive(), timeout if math.isfinite(timeout) else None)
+            except asyncio.TimeoutError:
+                if self._completion is None or self._completion.done():
+                    break
+        message = (
+            f"the session sent nothing for {timeout:g} s and is closed (the server's --realtime-idle-timeout); "
+            "connect again to go on"
+        )
+        await self._send_quietly(error_event(message, code="idle_timeout"))
+        return None
+
     async def send(self, event: dict) -> None:
         async with self._send_lock:
             await self._send_text(json.dumps(event, ensure_ascii=False))
@@ -200,6 +233,11 @@ class LiveSession:
                 self.engine.check(options)
             except OptionError as error:
                 raise ProtocolError(str(error), "keywords") from None
+        if WORDS in config.include and not self.engine.times_words:
+            raise ProtocolError(
+                f"{WORDS!r} needs word timestamps, and this model has no CTC head to time words with",
+                "session.include",
+            )
         previous, self.config, self.options = self.config, config, options
         if config.rate != previous.rate:
             self._resampler = StreamingResampler(config.rate)
@@ -394,23 +432,27 @@ class LiveSession:
             "conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=text
         )
 
-    async def _transcript(self, audio: np.ndarray) -> str:
-        """The utterance decoded as `POST /v1/audio/transcriptions` decodes a file with the same audio."""
-        options = self.options
+    async def _transcript(self, audio: np.ndarray, start: int = 0) -> tuple[str, list[dict] | None]:
+        """The utterance decoded as `POST /v1/audio/transcriptions` decodes a file with the same audio, and, when
+        the session includes words, its timed words as verbose_json has them, in seconds of the session's audio
+        (the utterance starts at sample `start`)."""
+        words = WORDS in self.config.include
+        options = replace(self.options, timestamps="word") if words else self.options
         if len(audio) < self.engine.feature_extractor.win_length:
-            return ""
+            return "", [] if words else None
         prepared = await run_in_threadpool(self.engine.prepare, audio, options)
         results = await self._decode(prepared.segments, options)
         output = await run_in_threadpool(punctuated, self.engine, prepared, results, options)
-        return join_segment_texts([r.text for r in results]) if output is None else output["text"]
+        text = join_segment_texts([r.text for r in results]) if output is None else output["text"]
+        return text, session_words(results, start / RATE) if words else None
 
     async def _complete(self, item: Item, audio: np.ndarray, previous: asyncio.Task | None) -> None:
         try:
-            transcript, failure = await self._transcript(audio), None
+            (transcript, words), failure = await self._transcript(audio, item.start), None
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            transcript, failure = "", error
+            transcript, words, failure = "", None, error
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         if failure is not None:
@@ -437,8 +479,9 @@ class LiveSession:
                 content_index=0,
                 transcript=transcript,
                 usage={"type": "duration", "seconds": math.ceil(len(audio) / RATE * 1000) / 1000},
+                **({} if words is None else {"words": words}),
             )
         )
 
 
-__all__ = ["Item", "LiveSession"]
+__all__ = ["Item", "LiveSession", "session_words"]
