@@ -349,9 +349,28 @@ def test_the_live_command_prints_the_captions(server, clips, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+# A second of a 1 kHz and of a 12 kHz tone at 48 and 44.1 kHz through the page's resampler to 16 kHz.
+RESAMPLE_TONES = """() => {
+  const out = {};
+  for (const rate of [48000, 44100]) {
+    const tone = (hz) => Float32Array.from({ length: rate }, (_, i) => 0.5 * Math.sin(2 * Math.PI * hz * i / rate));
+    const pieces = (samples) => {
+      const resampler = new Resampler(rate, 16000), parts = [];
+      for (let i = 0; i < samples.length; i += 128) parts.push(...resampler.push(samples.subarray(i, i + 128)));
+      return parts;
+    };
+    out[rate] = [pieces(tone(1000)), Array.from(new Resampler(rate, 16000).push(tone(1000))), pieces(tone(12000))];
+  }
+  return out;
+}"""
+
+
 def test_live_captions_in_the_browser_from_a_fake_microphone(server, clips, tmp_path):
     """The page's live mode in headless Chromium, its microphone playing a recording
-    (`--use-file-for-fake-audio-capture`): press Live, and the captions of what is said appear and become final."""
+    (`--use-file-for-fake-audio-capture`): press Live, and the captions of what is said appear and become final. The
+    microphone runs at the audio context's own rate (as Firefox needs) through an AudioWorklet, and the page's
+    resampler brings it to 16 kHz: a tone below 8 kHz comes out as it went in, whatever the pieces it arrives in, and
+    one above is filtered out, not folded back."""
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -375,8 +394,10 @@ def test_live_captions_in_the_browser_from_a_fake_microphone(server, clips, tmp_
             page.fill("#api-key", KEY)
             page.dispatch_event("#api-key", "change")
             page.wait_for_function("document.getElementById('model').textContent === 'model: fireredasr-demo'")
+            resampled = page.evaluate(RESAMPLE_TONES)
             page.click("#live")
             page.wait_for_function("document.getElementById('status').textContent === 'live: listening'")
+            context_rate = page.evaluate("live.context.sampleRate")
             page.wait_for_function("document.querySelectorAll('#captions p.final').length >= 1", timeout=60_000)
             finals = page.locator("#captions p.final")
             assert finals.count() >= 1 and all(finals.nth(i).inner_text() for i in range(finals.count()))
@@ -386,3 +407,11 @@ def test_live_captions_in_the_browser_from_a_fake_microphone(server, clips, tmp_
         finally:
             browser.close()
     assert "WebSocket /v1/realtime" in server.output
+    assert context_rate not in (16000, 24000)  # the device's own rate: the page resampled what it sent
+    instants = np.arange(16000) / 16000
+    for rate, (low, low_whole, high) in resampled.items():
+        assert len(low) == len(low_whole) == len(high) == 16000 - 24, rate  # the kernel's reach is still to come
+        assert low == low_whole, rate  # pieces of 128 samples (an AudioWorklet's) or one: the same samples
+        expected = 0.5 * np.sin(2 * np.pi * 1000 * instants[: len(low)])
+        assert np.abs(np.array(low) - expected)[100:].max() < 2e-3, rate
+        assert np.sqrt(np.mean(np.square(high[100:]))) < 0.5 / 1000, rate  # 12 kHz: gone, not at 4 kHz
