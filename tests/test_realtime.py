@@ -349,6 +349,67 @@ def test_the_live_command_prints_the_captions(server, clips, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+class FakeMicrophone:
+    """A stand-in for the `sounddevice` module: its RawInputStream plays `pcm` (16 kHz int16) through the callback
+    in blocks, ten times faster than real time, then silence, then does what Ctrl-C does under `asyncio.run` (it
+    cancels the main task)."""
+
+    def __init__(self, pcm: np.ndarray, silence_blocks: int = 5) -> None:
+        self.pcm, self.silence_blocks, self.opened = pcm, silence_blocks, []
+
+    def RawInputStream(self, samplerate, channels, dtype, blocksize, callback):  # noqa: N802 (sounddevice's name)
+        self.opened.append((samplerate, channels, dtype, blocksize))
+        microphone = self
+
+        class Stream:
+            def __enter__(self):
+                import threading
+
+                self.loop, self.task, self.stop = asyncio.get_running_loop(), asyncio.current_task(), False
+                self.thread = threading.Thread(target=self.play, daemon=True)
+                self.thread.start()
+                return self
+
+            def play(self):
+                silence = np.zeros(blocksize * microphone.silence_blocks, dtype="<i2")
+                audio = np.concatenate([microphone.pcm, silence])
+                for begin in range(0, len(audio), blocksize):
+                    if self.stop:
+                        return
+                    block = audio[begin : begin + blocksize]
+                    callback(block.tobytes(), len(block), None, None)
+                    time.sleep(blocksize / samplerate / 10)
+                self.loop.call_soon_threadsafe(self.task.cancel)  # Ctrl-C
+
+            def __exit__(self, *exc):
+                self.stop = True
+                self.thread.join()
+
+        return Stream()
+
+
+def test_the_live_command_captions_the_microphone(server, clips, monkeypatch, capsys):
+    """`fireredasr-live mic` with a fake `sounddevice` playing a recording: the utterance it committed when stopped
+    (Ctrl-C) is the HTTP endpoint's transcript of the audio the microphone gave until then."""
+    import sys
+
+    from transformers_fireredasr.serving.realtime.live_cli import main
+
+    pcm = np.clip(np.round(clips[0] * 32768), -32768, 32767).astype("<i2")
+    microphone = FakeMicrophone(pcm)
+    monkeypatch.setitem(sys.modules, "sounddevice", microphone)
+    common = ["--base-url", server.base_url, "--api-key", KEY, "--turn-detection", "none", "--rate", "16000"]
+    assert main(["mic", *common, "--events"]) == 0
+    output = capsys.readouterr()
+    assert microphone.opened == [(16000, 1, "int16", 1600)] and "listening" in output.err
+    events = [json.loads(line) for line in output.out.splitlines()]
+    (done,) = of_type(events, TRANSCRIBED)
+    heard = round(done["usage"]["seconds"] * 16000)  # what the microphone gave before the stop, and no less
+    assert heard >= len(pcm)
+    audio = np.concatenate([clips[0], np.zeros(heard, dtype=np.float32)])[:heard]
+    assert done["transcript"] and done["transcript"] == http_transcript(server.base_url, audio, KEY)
+
+
 # A second of a 1 kHz and of a 12 kHz tone at 48 and 44.1 kHz through the page's resampler to 16 kHz.
 RESAMPLE_TONES = """() => {
   const out = {};
