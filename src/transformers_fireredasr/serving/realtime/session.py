@@ -10,7 +10,8 @@ While an utterance grows it is re-decoded about once a second (more rarely when 
 pauses as the final decode cuts it, through the server's batcher, so concurrent sessions and HTTP requests share
 `generate` calls; one decode per session is in flight at a time and it takes the latest audio. Text that the last three hypotheses agree on is sent
 as `...delta` events (`stabilise.py`). When the utterance ends, it is decoded as the HTTP endpoint decodes a file
-(cut at pauses, punctuated when the server punctuates) and sent as `...completed`, after a last delta with the rest
+(cut at pauses, punctuated when the server punctuates, with its timed words when the session includes them) and
+sent as `...completed`, after a last delta with the rest
 of that transcript when what was sent is its prefix. Items complete in order. The model runs on the batcher's thread
 and the feature and VAD work in worker threads, so the event loop stays free.
 """
