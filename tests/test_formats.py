@@ -129,3 +129,37 @@ def test_a_punctuated_result_gets_a_sentence_tier_first(tmp_path, capsys):
         (0.2, 0.7, "你好。"),
         (1.3, 1.8, "再见。"),
     ]
+
+
+def test_languages_reach_vtt_spans_cues_and_a_textgrid_tier_and_srt_stays_plain(tmp_path):
+    from transformers_fireredasr.formats import language_tag, language_tier, subtitle_cues, to_srt, to_vtt
+
+    assert [language_tag(label) for label in ("zh mandarin", "zh xinan", "en", "haw", "lang7", "", "zh 7-x")] == [
+        "zh-x-mandarin", "zh-x-xinan", "en", "haw", None, None, "zh",
+    ]  # fmt: skip
+    tagged = [
+        {**SEGMENTS[0], "language": "zh mandarin", "language_confidence": 0.9},
+        {**SEGMENTS[1], "language": "en"},
+    ]
+    vtt = to_vtt(tagged)
+    assert "<lang zh-x-mandarin>今天 天气</lang>" in vtt and '<lang en>say "hi"</lang>' in vtt
+    assert to_vtt(SEGMENTS) == to_vtt([{**SEGMENTS[0], "language": "lang7"}, SEGMENTS[1]])  # no tag: no span
+    assert to_srt(tagged) == to_srt(SEGMENTS)  # SubRip has no language markup
+    # Every way of cutting cues keeps the language: of the segment (evenly, at word pauses) or of the sentence.
+    long = [{"text": "一二三四五六", "timestamp": (0.0, 12.0), "language": "zh yue"}]
+    assert {cue["language"] for cue in subtitle_cues(long, None, max_cue_s=5.0)} == {"zh yue"}
+    words = [{"text": "一", "timestamp": (0.0, 0.5)}, {"text": "二", "timestamp": (3.0, 3.5)}]
+    assert [cue["language"] for cue in subtitle_cues(long, words)] == ["zh yue", "zh yue"]
+    sentences = [
+        {"text": "一。", "start": 0.0, "end": 0.5, "language": "zh wu"},
+        {"text": "二。", "start": 3.0, "end": 3.5},
+    ]
+    cues = subtitle_cues(long, words, sentences=sentences)
+    assert [cue.get("language") for cue in cues] == ["zh wu", None]
+    path = tmp_path / "languages.TextGrid"
+    path.write_text(to_textgrid({"segments": tagged, "language": language_tier(tagged)}, duration=4.0), "utf-8")
+    tier = textgrid.openTextgrid(str(path), includeEmptyIntervals=False).getTier("language")
+    assert [(entry.start, entry.end, entry.label) for entry in tier.entries] == [
+        (0.5, 2.0, "zh mandarin"),
+        (2.6, 3.1, "en"),
+    ]

@@ -28,6 +28,7 @@ from .engine import Engine, LoadOptions, OptionError, Outcome, TranscribeOptions
 from .flags import add_load_arguments, add_transcribe_arguments, load_options
 from .formats import (  # noqa: F401 - srt_timestamp too
     LANGUAGE_KEYS,
+    language_tier,
     segment_records,
     srt_timestamp,
     to_srt,
@@ -225,8 +226,11 @@ def subtitle_cues(result: dict, options: argparse.Namespace) -> list[dict]:
 
 
 def textgrid_tiers(result: dict) -> dict[str, list[dict]]:
-    """A result's TextGrid tiers: its sentences when punctuated, its speech segments, and its words when timed."""
+    """A result's TextGrid tiers: its sentences when punctuated, its speech segments, their languages with a language
+    model, and its words when timed."""
     tiers = {"segments": result.get("segments", result["chunks"])}
+    if "language" in result:  # with a language model: each segment's language
+        tiers["language"] = language_tier(tiers["segments"])
     if "segments" in result:  # word times: the chunks are words
         tiers["words"] = result["chunks"]
     if result.get("sentences") is not None:  # a punctuated transcript: its sentences come first

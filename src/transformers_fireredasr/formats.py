@@ -3,10 +3,17 @@ TextGrid.
 
 Every writer takes the pipeline's chunk format, `[{"text": ..., "timestamp": (start_s, end_s)}, ...]`, in order.
 Chunks without text are skipped: a subtitle cue with nothing to show is an error to most players.
+
+With a language model, chunks, segments and sentences carry `language` (a FireRedLID label such as `zh mandarin`),
+and the cues cut from them keep it. WebVTT writes it as a cue language span, `<lang zh-x-mandarin>...</lang>`: its
+annotation must be a BCP 47 tag, so the label's language code is the tag and a dialect word after it becomes a
+private-use subtag (`language_tag`). SubRip has no language markup (players show unknown tags as text), so srt cues
+stay as they are; a TextGrid gets a `language` tier (`language_tier`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 
@@ -40,6 +47,29 @@ def _cues(chunks: Sequence[dict]) -> list[tuple[float, float, str]]:
     return cues
 
 
+def language_tag(label: str) -> str | None:
+    """The BCP 47 tag of a language label: its language code (ISO 639, two or three letters), then any further
+    words, FireRedLID's Chinese dialects, as private-use subtags (`zh mandarin` -> `zh-x-mandarin`, `en` -> `en`).
+    A further word that cannot be a subtag is left out; None for a label without a language code."""
+    words = label.split()
+    if not words or not re.fullmatch(r"[A-Za-z]{2,3}", words[0]):
+        return None
+    if len(words) == 1 or not all(re.fullmatch(r"[A-Za-z0-9]{1,8}", word) for word in words[1:]):
+        return words[0]
+    return "-".join([words[0], "x", *words[1:]])
+
+
+def _with_language(text: str, chunk: Mapping) -> str:
+    """A WebVTT cue's text, in a language span when its chunk has a language that makes a BCP 47 tag."""
+    tag = language_tag(chunk.get("language") or "")
+    return f"<lang {tag}>{text}</lang>" if tag else text
+
+
+def _language_keys(item: Mapping) -> dict:
+    """`language` and `language_confidence` of a chunk, segment or sentence, where it has them."""
+    return {key: item[key] for key in LANGUAGE_KEYS if key in item}
+
+
 def to_srt(chunks: Sequence[dict]) -> str:
     """SubRip subtitles, one numbered cue per timestamped chunk."""
     return "\n".join(
@@ -49,9 +79,12 @@ def to_srt(chunks: Sequence[dict]) -> str:
 
 
 def to_vtt(chunks: Sequence[dict]) -> str:
-    """WebVTT subtitles: the `WEBVTT` header, then one cue per timestamped chunk."""
+    """WebVTT subtitles: the `WEBVTT` header, then one cue per timestamped chunk; a chunk with a `language` has its
+    text in a cue language span (`language_tag`)."""
+    spoken = [chunk for chunk in chunks if " ".join(chunk["text"].split())]
     cues = "".join(
-        f"\n{vtt_timestamp(start)} --> {vtt_timestamp(end)}\n{text}\n" for start, end, text in _cues(chunks)
+        f"\n{vtt_timestamp(start)} --> {vtt_timestamp(end)}\n{_with_language(text, chunk)}\n"
+        for (start, end, text), chunk in zip(_cues(spoken), spoken, strict=True)
     )
     return "WEBVTT\n" + cues
 
@@ -113,6 +146,12 @@ def to_textgrid(tiers: Mapping[str, Sequence[dict]], duration: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def language_tier(segments: Sequence[dict]) -> list[dict]:
+    """A TextGrid tier of the segments' languages: each segment with a language, as an interval labelled with it
+    (`zh mandarin`); empty when no segment has one."""
+    return [{"text": s["language"], "timestamp": s["timestamp"]} for s in segments if s.get("language")]
+
+
 def to_text(text: str) -> str:
     """The transcript as a text file: the text and one final newline."""
     return text.rstrip("\n") + "\n"
@@ -145,6 +184,7 @@ def split_evenly(chunk: dict, max_cue_s: float) -> list[dict]:
         {
             "text": _join_words(units[cuts[i] : cuts[i + 1]]),
             "timestamp": (round(start + i * step, 3), round(start + (i + 1) * step, 3)),
+            **_language_keys(chunk),
         }
         for i in range(pieces)
     ]
@@ -155,7 +195,8 @@ def cues_from_words(
 ) -> list[dict]:
     """Subtitle cues from timed words: one per speech segment, cut where the gap between two words is at least
     `max_pause_s` and before a cue would run longer than `max_cue_s`. A cue spans its first word's start to its last
-    word's end. Segments whose words are unknown keep their own span (cut evenly if too long)."""
+    word's end. Segments whose words are unknown keep their own span (cut evenly if too long). Cues keep their
+    segment's language."""
     if not max_pause_s > 0 or not max_cue_s > 0:
         raise ValueError(f"max_pause_s and max_cue_s must be positive, got {max_pause_s} and {max_cue_s}")
     cues: list[dict] = []
@@ -167,7 +208,9 @@ def cues_from_words(
         if not inside:
             cues.extend(split_evenly(segment, max_cue_s) if segment["text"].strip() else [])
             continue
-        cues.extend(_cue(group) for group in _groups_at_pauses(inside, max_pause_s, max_cue_s))
+        cues.extend(
+            {**_cue(group), **_language_keys(segment)} for group in _groups_at_pauses(inside, max_pause_s, max_cue_s)
+        )
     return cues
 
 
@@ -214,7 +257,8 @@ def cues_from_sentences(
     """Subtitle cues of a punctuated transcript: every sentence (`{"text", "start", "end"}`) ends a cue, so no cue
     runs across a sentence end. A sentence is cut further where two of its timed words are at least `max_pause_s`
     apart or before a cue would run longer than `max_cue_s`; each piece keeps its punctuation. Without word times
-    (or when the words do not spell the sentence) a long sentence is cut evenly."""
+    (or when the words do not spell the sentence) a long sentence is cut evenly. Cues keep their sentence's
+    language."""
     if not max_pause_s > 0 or not max_cue_s > 0:
         raise ValueError(f"max_pause_s and max_cue_s must be positive, got {max_pause_s} and {max_cue_s}")
     cues: list[dict] = []
@@ -223,7 +267,7 @@ def cues_from_sentences(
         text, letters = " ".join(sentence["text"].split()), _letters(sentence["text"])
         if not letters:
             continue
-        chunk = {"text": text, "timestamp": (sentence["start"], sentence["end"])}
+        chunk = {"text": text, "timestamp": (sentence["start"], sentence["end"]), **_language_keys(sentence)}
         mine, count = [], 0
         while remaining and count < letters:
             count += _letters(remaining[0]["text"])
@@ -234,7 +278,8 @@ def cues_from_sentences(
             continue
         for group in _groups_at_pauses(mine, max_pause_s, max_cue_s):
             piece, text = _take_letters(text, sum(_letters(w["text"]) for w in group))
-            cues.append({"text": piece, "timestamp": (group[0]["timestamp"][0], group[-1]["timestamp"][1])})
+            timestamp = (group[0]["timestamp"][0], group[-1]["timestamp"][1])
+            cues.append({"text": piece, "timestamp": timestamp, **_language_keys(sentence)})
     return cues
 
 
@@ -285,6 +330,8 @@ __all__ = [
     "LANGUAGE_KEYS",
     "cues_from_sentences",
     "cues_from_words",
+    "language_tag",
+    "language_tier",
     "segment_records",
     "split_evenly",
     "subtitle_cues",
