@@ -438,10 +438,10 @@ RESAMPLE_TONES = """() => {
 
 def test_live_captions_in_the_browser_from_a_fake_microphone(server, clips, tmp_path):
     """The page's live mode in headless Chromium, its microphone playing a recording
-    (`--use-file-for-fake-audio-capture`): press Live, and the captions of what is said appear and become final. The
-    microphone runs at the audio context's own rate (as Firefox needs) through an AudioWorklet, and the page's
-    resampler brings it to 16 kHz: a tone below 8 kHz comes out as it went in, whatever the pieces it arrives in, and
-    one above is filtered out, not folded back."""
+    (`--use-file-for-fake-audio-capture`): press Live, and the captions of what is said appear and become final.
+    The microphone runs at the audio context's own rate (which every browser connects) through an AudioWorklet, and
+    the page's resampler brings it to 16 kHz: a tone below 8 kHz comes out as it went in, whatever the pieces it
+    arrives in, and one above is filtered out, not folded back."""
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
