@@ -91,6 +91,13 @@ def test_session_settings_in_both_shapes():
         ("session", "realtime"): ({"type": "realtime"}, "session.type"),
         ("beta", "g711"): ({"input_audio_format": "g711_ulaw"}, "input_audio_format"),
     }
+    words = "item.input_audio_transcription.words"
+    for kind in ("session.update", "transcription_session.update"):
+        asked = {"type": kind, "session": {"include": ["item.input_audio_transcription.logprobs", words]}}
+        assert updated_config(config, asked, "demo").include == (words,)  # log-probabilities are not sent
+        with pytest.raises(ProtocolError, match="'item.bogus'") as error:
+            updated_config(config, {"type": kind, "session": {"include": [words, "item.bogus"]}}, "demo")
+        assert error.value.param == "session.include"
     for (shape, _), (session, param) in refused.items():
         kind = "session.update" if shape == "session" else "transcription_session.update"
         with pytest.raises(ProtocolError) as error:
@@ -225,3 +232,28 @@ def test_an_idle_session_waits_for_a_pending_transcript_then_is_told(engine, cap
     assert event["type"] == "error" and event["error"]["code"] == "idle_timeout"
     assert serve(["--realtime-idle-timeout", "0"]) == 2
     assert "realtime_idle_timeout_s must be positive" in capsys.readouterr().err
+
+
+def test_words_need_a_model_that_times_them(engine, monkeypatch):
+    """A session that includes words on a model without a CTC head gets an `error` event naming `include`."""
+    from transformers_fireredasr.engine import Engine
+    from transformers_fireredasr.serving.realtime.session import LiveSession
+    from transformers_fireredasr.serving.settings import ServerSettings
+
+    sent: list[dict] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def run():
+        session = LiveSession(engine, None, ServerSettings(served_model_name="demo"), send)
+        update = {"type": "session.update", "session": {"include": ["item.input_audio_transcription.words"]}}
+        await session.handle(json.dumps(update))
+        monkeypatch.setattr(Engine, "times_words", property(lambda self: False))
+        await session.handle(json.dumps(update))
+        return session.config.include
+
+    include = asyncio.run(run())
+    assert [e["type"] for e in sent] == ["session.updated", "error"]
+    assert sent[0]["session"]["include"] == ["item.input_audio_transcription.words"] == list(include)
+    assert sent[1]["error"]["param"] == "session.include" and "CTC" in sent[1]["error"]["message"]
