@@ -22,6 +22,8 @@ KALDI_LOG_FLOOR = float(np.finfo(np.float32).eps)
 KALDI_MEL_LOW_FREQ = 20.0
 # Kaldi floors the CMVN variance at this value.
 CMVN_VARIANCE_FLOOR = 1e-20
+# Who computes the fbank: this module's batched torch code, or the kaldi_native_fbank package (see `__call__`).
+FBANK_BACKENDS = ("torch", "kaldi_native_fbank")
 
 
 class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
@@ -240,6 +242,35 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
         mel = power @ torch.from_numpy(self.mel_filters).to(frames.device)
         return mel.clamp_min(KALDI_LOG_FLOOR).log()
 
+    def _kaldi_native_fbank_features(self, waveforms: list[torch.Tensor], frames: int) -> torch.Tensor:
+        """The same fbank computed by the kaldi_native_fbank package, one audio at a time on the CPU -> float32
+        `(batch, frames, feature_size)`, zero past each audio's own frames."""
+        try:
+            import kaldi_native_fbank as knf
+        except ImportError as err:
+            raise ImportError(
+                "fbank_backend='kaldi_native_fbank' needs the kaldi-native-fbank package: "
+                "`pip install kaldi-native-fbank` (or `pip install transformers-fireredasr[vad]`)."
+            ) from err
+        options = knf.FbankOptions()  # its defaults are Kaldi's: povey window, DC removal, power, log
+        options.frame_opts.samp_freq = self.sampling_rate
+        options.frame_opts.frame_length_ms = self.frame_length_ms
+        options.frame_opts.frame_shift_ms = self.frame_shift_ms
+        options.frame_opts.preemph_coeff = self.preemphasis
+        options.frame_opts.dither = self.dither
+        options.frame_opts.snip_edges = True
+        options.mel_opts.num_bins = self.feature_size
+        options.mel_opts.low_freq = KALDI_MEL_LOW_FREQ
+        features = torch.zeros(len(waveforms), frames, self.feature_size)
+        for row, wave in zip(features, waveforms, strict=True):
+            fbank = knf.OnlineFbank(options)
+            fbank.accept_waveform(self.sampling_rate, wave.numpy().astype(np.float32))
+            fbank.input_finished()
+            ready = fbank.num_frames_ready
+            if ready:
+                row[:ready] = torch.from_numpy(np.stack([fbank.get_frame(i) for i in range(ready)]))
+        return features
+
     def __call__(
         self,
         raw_speech: np.ndarray | torch.Tensor | list[float] | list[np.ndarray] | list[torch.Tensor],
@@ -251,6 +282,7 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
         truncation: bool = False,
         return_attention_mask: bool | None = True,
         device: str | torch.device = "cpu",
+        fbank_backend: str = "torch",
         **kwargs,
     ) -> BatchFeature:
         """
@@ -277,6 +309,12 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
                 Return the `(batch, frames)` int32 mask with 1 for real frames.
             device (`str` or `torch.device`, *optional*, defaults to `"cpu"`):
                 Device the features are computed on.
+            fbank_backend (`str`, *optional*, defaults to `"torch"`):
+                `"torch"` computes the fbank batched, with torch, on `device`. `"kaldi_native_fbank"` has the
+                kaldi_native_fbank package compute it on the CPU, one audio at a time, and applies the CMVN in float64:
+                the original FireRedASR and FireRedVAD packages compute their features this way, so the features
+                equal theirs bit for bit. The two agree but for float32 round-off, which their FFTs make differently
+                and which shows most in quiet frequency bins.
 
         Returns:
             [`BatchFeature`] with `input_features` float32 `(batch, frames, feature_size)`, right-padded with
@@ -313,12 +351,20 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
         if pad_to_multiple_of:
             target = math.ceil(target / pad_to_multiple_of) * pad_to_multiple_of
 
-        batch = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True).to(device=device, dtype=torch.float32)
-        features = self._extract_fbank_features(batch)
+        if fbank_backend == "kaldi_native_fbank":
+            features = self._kaldi_native_fbank_features(waveforms, longest)
+            cmvn_dtype = torch.float64  # as the original packages apply it (numpy, float64) to these features
+        elif fbank_backend == "torch":
+            batch = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
+            features = self._extract_fbank_features(batch.to(device=device, dtype=torch.float32))
+            cmvn_dtype = torch.float32
+        else:
+            raise ValueError(f"fbank_backend must be one of {', '.join(FBANK_BACKENDS)}, got {fbank_backend!r}.")
         if self.cmvn_mean is not None:
-            mean = torch.tensor(self.cmvn_mean, dtype=torch.float32, device=features.device)
-            istd = torch.tensor(self.cmvn_istd, dtype=torch.float32, device=features.device)
-            features = (features - mean) * istd
+            mean = torch.tensor(self.cmvn_mean, dtype=cmvn_dtype, device=features.device)
+            istd = torch.tensor(self.cmvn_istd, dtype=cmvn_dtype, device=features.device)
+            features = ((features.to(cmvn_dtype) - mean) * istd).float()
+        features = features.to(device)
         features = torch.nn.functional.pad(features, (0, 0, 0, target - features.shape[1]))
         attention_mask = (
             torch.arange(target, device=features.device)[None, :] < num_frames.to(features.device)[:, None]

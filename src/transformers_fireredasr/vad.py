@@ -10,22 +10,32 @@ variant of it) once through `resolve_model`. Then:
 
 Like upstream, a recording longer than `chunk_max_frame` frames (five minutes) is scored in independent pieces of
 that many frames. Audio is float in [-1, 1] or int16 PCM, mono, at 16 kHz.
+
+The features are upstream's own: kaldi_native_fbank computes the fbank when it is installed (the `vad` extra), as
+upstream does. The package's torch fbank is the same computation, but its FFT rounds differently in float32, and in
+quiet frequency bins that moves the probabilities by more than the round-off of the model itself; without
+kaldi_native_fbank the detector uses the torch fbank and says so once.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from transformers.utils import logging
 
 from .configuration_fireredvad import EVENT_LABELS
-from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .feature_extraction_fireredasr import FBANK_BACKENDS, FireRedAsrFeatureExtractor
 from .modeling_fireredvad import FireRedVadForAudioFrameClassification
 from .vad_postprocessing import VadPostprocessing, frame_decisions, segments_from_decisions
 from .vad_streaming import StreamingFrameResult, StreamingVadPostprocessing, StreamingVadPostprocessor
+
+logger = logging.get_logger(__name__)
 
 SAMPLING_RATE = 16000
 WINDOW_SAMPLES = 400
@@ -66,6 +76,18 @@ def frame_count(samples: int) -> int:
     return 0 if samples < WINDOW_SAMPLES else 1 + (samples - WINDOW_SAMPLES) // HOP_SAMPLES
 
 
+def default_fbank_backend() -> str:
+    """`"kaldi_native_fbank"`, upstream's fbank, when that package is installed, else this package's `"torch"`."""
+    if importlib.util.find_spec("kaldi_native_fbank") is not None:
+        return "kaldi_native_fbank"
+    logger.warning_once(
+        "kaldi_native_fbank is not installed, so FireRedVAD's features come from this package's torch fbank, whose "
+        "float32 round-off differs from upstream's in quiet frequency bins; `pip install kaldi-native-fbank` (or the "
+        "`vad` extra) for upstream's exact features."
+    )
+    return "torch"
+
+
 def split_variant(name: str) -> tuple[str, str | None]:
     """`("FireRedTeam/FireRedVAD", "AED")` for `"FireRedTeam/FireRedVAD/AED"`; a folder or plain id comes back with
     no variant."""
@@ -87,9 +109,15 @@ class FireRedVadDetector:
         postprocessing: VadPostprocessing | None = None,
         event_thresholds: Mapping[str, float] | None = None,
         chunk_max_frame: int = 30000,
+        fbank_backend: str | None = None,
     ):
+        """`fbank_backend` ("kaldi_native_fbank" or "torch", see `FireRedAsrFeatureExtractor.__call__`) defaults to
+        `default_fbank_backend()`."""
         if chunk_max_frame < 1:
             raise ValueError(f"chunk_max_frame must be positive, got {chunk_max_frame}")
+        if fbank_backend is not None and fbank_backend not in FBANK_BACKENDS:
+            raise ValueError(f"fbank_backend must be one of {', '.join(FBANK_BACKENDS)}, got {fbank_backend!r}")
+        self.fbank_backend = fbank_backend or default_fbank_backend()
         self.model = model.eval()
         self.feature_extractor = feature_extractor
         self.postprocessing = postprocessing or VadPostprocessing()
@@ -100,6 +128,9 @@ class FireRedVadDetector:
         thresholds.update(event_thresholds or {})
         self.event_thresholds = thresholds
         self.chunk_max_frame = chunk_max_frame
+        self.folder = ""  # the folder `from_pretrained` loaded, where `streaming_variant` looks
+        self._streaming: FireRedVadDetector | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -109,6 +140,7 @@ class FireRedVadDetector:
         event_thresholds: Mapping[str, float] | None = None,
         device: str | torch.device | None = None,
         revision: str | None = None,
+        fbank_backend: str | None = None,
     ) -> FireRedVadDetector:
         """Loads a converted folder or Hub id, converting an original FireRedVAD release once (cached)."""
         from .conversion.resolve import resolve_model
@@ -122,7 +154,35 @@ class FireRedVadDetector:
         if device is not None:
             model = model.to(device)
         features = FireRedAsrFeatureExtractor.from_pretrained(folder, **kwargs)
-        return cls(model, features, postprocessing, event_thresholds)
+        detector = cls(model, features, postprocessing, event_thresholds, fbank_backend=fbank_backend)
+        detector.folder = os.path.join(folder, variant) if variant else folder
+        return detector
+
+    def streaming_variant(self) -> FireRedVadDetector:
+        """This detector when its model streams, else the `Stream-VAD` variant of the release it was loaded from
+        (beside it or inside it), loaded once on the same device with the same fbank. A ValueError says when there is
+        none."""
+        config = self.model.config
+        if config.is_streaming and config.num_labels == 1:
+            return self
+        with self._lock:
+            if self._streaming is None:
+                places = [os.path.join(place, "Stream-VAD") for place in (self.folder, os.path.dirname(self.folder))]
+                found = [
+                    place for place in places if self.folder and os.path.isfile(os.path.join(place, "config.json"))
+                ]
+                if not found:
+                    raise ValueError(
+                        f"this FireRedVAD model looks ahead, so it cannot stream, and no Stream-VAD variant lies beside "
+                        f"it ({self.folder or 'not loaded from a folder'}); load the release or its Stream-VAD variant"
+                    )
+                model = FireRedVadForAudioFrameClassification.from_pretrained(found[0]).to(self.device)
+                features = FireRedAsrFeatureExtractor.from_pretrained(found[0])
+                streaming = FireRedVadDetector(model, features, fbank_backend=self.fbank_backend)
+                streaming.folder = found[0]
+                streaming.stream()  # checks that it streams
+                self._streaming = streaming
+        return self._streaming
 
     @property
     def is_event_model(self) -> bool:
@@ -158,7 +218,11 @@ class FireRedVadDetector:
                 end += 1
             batch = pieces[start:end]
             inputs = self.feature_extractor(
-                [piece for _, piece in batch], sampling_rate=SAMPLING_RATE, return_tensors="pt", device=self.device
+                [piece for _, piece in batch],
+                sampling_rate=SAMPLING_RATE,
+                return_tensors="pt",
+                device=self.device,
+                fbank_backend=self.fbank_backend,
             )
             probabilities = self.model(
                 inputs["input_features"].to(self.model.dtype), attention_mask=inputs["attention_mask"]
@@ -221,22 +285,31 @@ class FireRedVadStream:
         self.caches = None
         self.postprocessor.reset()
 
-    @torch.inference_mode()
     def accept(self, audio) -> list[StreamingFrameResult]:
         """Results of the frames completed by `audio` (the stream's next samples, float in [-1, 1] or int16)."""
+        return [self.postprocessor.process(value) for value in self.probabilities(audio).tolist()]
+
+    @torch.inference_mode()
+    def probabilities(self, audio) -> np.ndarray:
+        """The model's speech probabilities of the frames completed by `audio`, without the post-processing (which
+        `accept` adds; a stream takes one or the other)."""
         self.pending = np.concatenate([self.pending, _to_unit_float(audio)])
         frames = frame_count(len(self.pending))
         if frames == 0:
-            return []
+            return np.zeros(0)
         used = (frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES
         detector = self.detector
         inputs = detector.feature_extractor(
-            self.pending[:used], sampling_rate=SAMPLING_RATE, return_tensors="pt", device=detector.device
+            self.pending[:used],
+            sampling_rate=SAMPLING_RATE,
+            return_tensors="pt",
+            device=detector.device,
+            fbank_backend=detector.fbank_backend,
         )
         self.pending = self.pending[frames * HOP_SAMPLES :]
         output = detector.model(inputs["input_features"].to(detector.model.dtype), caches=self.caches, use_cache=True)
         self.caches = output.caches
-        return [self.postprocessor.process(value) for value in output.probabilities[0, :, 0].tolist()]
+        return output.probabilities[0, :, 0].float().cpu().numpy()
 
 
 __all__ = ["EVENT_THRESHOLDS", "FireRedVadDetector", "FireRedVadStream", "VadResult", "frame_count", "split_variant"]
