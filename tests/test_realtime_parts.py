@@ -1,6 +1,7 @@
 """The parts of live transcription on their own: the streaming resampler against one-shot resampling and scipy's
 `resample_poly`, the stable prefix of LocalAgreement-2, the protocol's session settings, and a session in-process
-(the demo model behind a real batcher) that force-commits a long utterance and keeps its buffer bounded."""
+(the demo model behind a real batcher) that force-commits a long utterance and keeps its buffer bounded, and turn
+detection with a server's FireRedVAD."""
 
 from __future__ import annotations
 
@@ -257,3 +258,53 @@ def test_words_need_a_model_that_times_them(engine, monkeypatch):
     assert [e["type"] for e in sent] == ["session.updated", "error"]
     assert sent[0]["session"]["include"] == ["item.input_audio_transcription.words"] == list(include)
     assert sent[1]["error"]["param"] == "session.include" and "CTC" in sent[1]["error"]["message"]
+
+
+def _protocol_turns(probabilities, threshold: float, prefix: int, silence: int, hop: int = 160) -> list[tuple]:
+    """The protocol's turns, written out plainly: speech from the first frame at `threshold` (`prefix` samples earlier),
+    until the probability has stayed under it for `silence` samples (reported where that silence began)."""
+    turns, speaking, quiet = [], False, None
+    for index, probability in enumerate(probabilities):
+        if probability >= threshold:
+            quiet = None
+            if not speaking:
+                speaking = True
+                turns.append(("start", max(index * hop - prefix, 0)))
+        elif speaking:
+            quiet = index * hop if quiet is None else quiet
+            if (index + 1) * hop - quiet >= silence:
+                turns.append(("stop", quiet))
+                speaking, quiet = False, None
+    return turns
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_server_vad_detects_turns_with_the_servers_firered_vad(converted_vad_dir, vad_recordings):
+    """A server that segments with FireRedVAD detects live turns with its Stream-VAD variant (found beside the loaded
+    variant, loaded once): the turns of a stream fed in pieces of any size are the protocol's rule applied to the whole
+    recording's probabilities, averaged over upstream's 5 frames. Without a streaming variant, silero-vad detects them."""
+    from types import SimpleNamespace
+
+    from transformers_fireredasr.serving.realtime.vad import StreamingVad, live_detector, turn_detection_available
+    from transformers_fireredasr.vad import FireRedVadDetector
+
+    engine = SimpleNamespace(vad=FireRedVadDetector.from_pretrained(converted_vad_dir / "AED"))
+    live = live_detector(engine)
+    assert live.model.config.is_streaming and live.folder.endswith("Stream-VAD") and live_detector(engine) is live
+    audio = vad_recordings["speech"]
+    probabilities = live.frame_probabilities([audio])[0].numpy()
+    smoothed = [probabilities[max(0, index - 4) : index + 1].mean() for index in range(len(probabilities))]
+    expected = _protocol_turns(smoothed, 0.6, 200 * 16, 400 * 16)
+    assert [kind for kind, _ in expected] == ["start", "stop"] * 4  # four utterances with pauses between
+    for size in (2400, 4321):
+        vad = StreamingVad(0.6, 200, 400, detector=live)
+        turns = [
+            (event.kind, event.sample)
+            for at in range(0, len(audio), size)
+            for event in vad.feed(audio[at : at + size])
+        ]
+        assert turns == expected, size
+
+    alone = SimpleNamespace(vad=FireRedVadDetector(engine.vad.model, engine.vad.feature_extractor))  # no folder
+    assert live_detector(alone) is None and live_detector(SimpleNamespace(vad=None)) is None
+    assert turn_detection_available(alone)  # silero-vad is installed

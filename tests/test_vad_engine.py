@@ -4,6 +4,7 @@ segment with the named FireRedVAD model, batched results equal one-by-one result
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -119,9 +120,26 @@ def test_the_command_line_segments_with_it(recording, converted_vad_dir, engine,
     assert row["events"] and {e["event"] for e in row["events"]} <= {"speech", "singing", "music"}
 
 
-def test_the_server_segments_with_it(recording, converted_vad_dir, event_engine):
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the official types know only 24 kHz input
+def test_the_server_segments_with_it(recording, converted_vad_dir, event_engine, vad_recordings):
+    """Requests are segmented with the server's FireRedVAD, and live sessions' server_vad turns are detected with its
+    Stream-VAD variant (found beside the AED variant the server loaded)."""
     openai = pytest.importorskip("openai")
+    from tests.realtime_helpers import collect, completed_count, of_type, stream
+    from tests.vad_reference import to_pcm
     from transformers_fireredasr.serving.launch import ServerProcess
+    from transformers_fireredasr.serving.realtime.vad import StreamingVad
+
+    pcm = to_pcm(vad_recordings["speech"][: 16000 * 13 // 2])  # its first two utterances and their pauses
+
+    async def live(server):
+        websocket_url = server.base_url.replace("http://", "ws://")
+        client = openai.AsyncOpenAI(base_url=server.base_url, websocket_base_url=websocket_url, api_key="-")
+        async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+            rate = {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}
+            await connection.session.update(session=rate)
+            await stream(connection, pcm, rate=16000)
+            return await collect(connection, completed_count(2), timeout=120)
 
     with ServerProcess(["--vad-model", str(converted_vad_dir / "AED"), "--no-access-log"]) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0, timeout=120)
@@ -129,9 +147,17 @@ def test_the_server_segments_with_it(recording, converted_vad_dir, event_engine)
             verbose = client.audio.transcriptions.create(
                 file=file, model="fireredasr-demo", response_format="verbose_json"
             ).model_dump()
+        events = asyncio.run(live(server))
     expected = event_engine.transcribe(str(recording), SEGMENTS)
     assert [(s["start"], s["end"]) for s in verbose["segments"]] == [tuple(span) for span in spans(expected)]
     assert verbose["events"] == expected["events"] and verbose["events"]
+    # the turns FireRedVAD's streaming model finds in the same samples, with the protocol's default settings
+    turns = StreamingVad(detector=event_engine.vad.streaming_variant()).feed(pcm.astype(np.float32) / 32768)
+    starts = [turn.sample // 16 for turn in turns if turn.kind == "start"]
+    stops = [min(turn.sample + 3200, len(pcm)) // 16 for turn in turns if turn.kind == "stop"]  # + 200 ms kept
+    assert len(starts) == len(stops) == 2
+    assert [e["audio_start_ms"] for e in of_type(events, "input_audio_buffer.speech_started")] == starts
+    assert [e["audio_end_ms"] for e in of_type(events, "input_audio_buffer.speech_stopped")] == stops
 
 
 def test_silence_and_noise_give_no_segments(engine, vad_recordings):

@@ -23,6 +23,7 @@ from ..openai_schema import error_body
 from ..settings import ServerSettings
 from .protocol import error_event
 from .session import LiveSession
+from .vad import live_detector
 
 KEY_PROTOCOL = "openai-insecure-api-key."
 TRY_AGAIN_LATER = 1013
@@ -50,6 +51,7 @@ def add_realtime_route(app: FastAPI, engine: Engine, settings: ServerSettings, b
     """Mounts `WS /v1/realtime` on the app, sharing the HTTP routes' engine, batcher and settings."""
     gate = AdmissionGate(settings.max_realtime_sessions)
     app.state.realtime_gate = gate
+    live_detector(engine)  # loads FireRedVAD's streaming variant, when the server has FireRedVAD, before any session
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:

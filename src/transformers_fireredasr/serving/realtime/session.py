@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from transformers.utils import logging
 
 from ...engine import Engine, OptionError, join_segment_texts
-from ...segmentation import fixed_segments, is_silent, vad_available
+from ...segmentation import fixed_segments, is_silent
 from ..batcher import DynamicBatcher
 from ..settings import ServerSettings
 from ..transcriber import punctuated, request_options
@@ -49,7 +49,7 @@ from .protocol import (
 )
 from .resample import TARGET_RATE, StreamingResampler
 from .stabilise import LocalAgreement
-from .vad import StreamingVad
+from .vad import StreamingVad, live_detector, turn_detection_available
 
 logger = logging.get_logger(__name__)
 
@@ -122,7 +122,8 @@ class LiveSession:
         self.engine, self.batcher, self.settings = engine, batcher, settings
         self.id = new_id("sess")
         self.config = SessionConfig(
-            model=settings.served_model_name, turn_detection=TurnDetection() if vad_available() else None
+            model=settings.served_model_name,
+            turn_detection=TurnDetection() if turn_detection_available(engine) else None,
         )
         self.options = request_options()
         self.max_utterance = _on_ms(int(min(MAX_UTTERANCE_SECONDS, 0.9 * engine.max_segment_seconds) * RATE))
@@ -222,9 +223,10 @@ class LiveSession:
 
     async def _update(self, event: dict) -> None:
         config = updated_config(self.config, event, self.settings.served_model_name)
-        if config.turn_detection is not None and not vad_available():
+        if config.turn_detection is not None and not turn_detection_available(self.engine):
             raise ProtocolError(
-                "server_vad needs silero-vad on the server (the vad extra): set turn_detection to null and commit",
+                "server_vad needs silero-vad (the vad extra) or a FireRedVAD model on the server: set turn_detection "
+                "to null and commit",
                 "turn_detection",
             )
         options = self.options
@@ -254,7 +256,11 @@ class LiveSession:
     async def _new_vad(self) -> None:
         detection = self.config.turn_detection
         self._vad = await run_in_threadpool(
-            StreamingVad, detection.threshold, detection.prefix_padding_ms, detection.silence_duration_ms
+            StreamingVad,
+            detection.threshold,
+            detection.prefix_padding_ms,
+            detection.silence_duration_ms,
+            live_detector(self.engine),
         )
         self._vad_origin = self.total
 
