@@ -162,3 +162,67 @@ def test_load_option_and_pipeline(converted_lid_dir, segment_result, recording):
         LoadOptions(lid_model="")
     with pytest.raises(ValueError, match="not a FireRedLID model"):
         Engine.from_pretrained(DEMO, {"device": "cpu", "lid_model": DEMO})
+
+
+@pytest.fixture(scope="module")
+def shared_engine(converted_aed2_dir, converted_lid_dir):
+    """FireRedASR2-AED (the trained test AED with a CTC head) and the test FireRedLID, which took that AED's encoder
+    and CMVN: the engine runs one encoder pass for both."""
+    return Engine.from_pretrained(str(converted_aed2_dir), {"device": "cpu", "lid_model": str(converted_lid_dir)})
+
+
+def test_a_pair_that_shares_its_encoder_runs_it_once_with_the_same_results(shared_engine, recording):
+    import copy
+
+    assert shared_engine.shares_encoder
+    identifier = shared_engine.language_identifier
+    separate = copy.copy(shared_engine)  # the same models, identified apart from decoding
+    separate.shares_encoder = False
+    calls = {"asr": 0, "lid": 0}
+    hooks = [
+        model.get_encoder().register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+        for name, model in (("asr", shared_engine.model), ("lid", identifier.model))
+    ]
+    options = TranscribeOptions(timestamps="segment", hotwords=["天气"])
+    words = TranscribeOptions(timestamps="word")  # the CTC head reads the shared pass too
+    paths = {"long": recording, "clip": str(HELD_OUT_CLIPS[0])}
+    inputs = [(key, shared_engine.prepare(path, options)) for key, path in paths.items()]  # prepared once for all
+    worded = [("long", shared_engine.prepare(recording, words))]
+    try:
+        shared = {o.key: o for o in shared_engine.transcribe_many(inputs, options, batch_size=8)}
+        assert calls == {"asr": 1, "lid": 0}  # one batch: one encoder pass, the language model's encoder idle
+        apart = {o.key: o for o in separate.transcribe_many(inputs, options, batch_size=8)}
+        assert calls["lid"] >= 1
+        alone = {key: next(shared_engine.transcribe_many([(key, audio)], options)) for key, audio in inputs}
+        shared_words, apart_words = (next(e.transcribe_many(worded, words)) for e in (shared_engine, separate))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for key in paths:
+        assert shared[key].error is None and apart[key].error is None
+        assert shared[key].result == apart[key].result == alone[key].result
+        assert shared[key].pieces == apart[key].pieces == alone[key].pieces
+    chunks = shared["long"].result["chunks"]
+    assert len(chunks) >= 3 and len({chunk["language"] for chunk in chunks}) >= 2  # the labels follow the audio
+    assert shared_words.result == apart_words.result and shared_words.pieces == apart_words.pieces
+    assert all(segment["language"] for segment in shared_words.result["segments"])
+
+
+def test_a_pair_that_does_not_share_identifies_apart(shared_engine, engine, identifier):
+    import copy
+    from types import SimpleNamespace
+
+    import torch
+
+    from transformers_fireredasr.engine.language import shares_encoder_pass
+
+    assert not engine.shares_encoder  # the demo has its own encoder and CMVN
+    model, features = shared_engine.model, shared_engine.feature_extractor
+    assert shares_encoder_pass(model, features, identifier)
+    shifted = features.__class__(**{**features.to_dict(), "cmvn_mean": [0.0] * features.feature_size})
+    assert not shares_encoder_pass(model, features, LanguageIdentifier(identifier.model, shifted))
+    assert not shares_encoder_pass(model, shifted, identifier)
+    bfloat16 = LanguageIdentifier(copy.deepcopy(identifier.model).to(torch.bfloat16), identifier.feature_extractor)
+    assert not shares_encoder_pass(model, features, bfloat16)  # one pass gives one dtype
+    llm = SimpleNamespace(config=SimpleNamespace(model_type="fireredasr_llm"))  # generate encodes by itself
+    assert not shares_encoder_pass(llm, features, identifier)

@@ -126,6 +126,17 @@ class LanguageIdentifier:
             padded["input_features"].to(self.model.device, self.model.dtype),
             attention_mask=padded["attention_mask"].to(self.model.device),
         )
+        return self._languages(output)
+
+    @torch.no_grad()
+    def identify_encoded(self, encoder_outputs) -> list[Language]:
+        """The language of each row of an encoder output computed elsewhere: by another model whose encoder weights
+        and features are this model's (`modeling_fireredlid.shares_encoder`), so that one encoder pass serves both.
+        `encoder_outputs` carries `last_hidden_state` `(rows, frames, hidden)` and its frame `attention_mask`."""
+        return self._languages(self.model.identify(encoder_outputs=encoder_outputs))
+
+    def _languages(self, output) -> list[Language]:
+        """Each input's best hypothesis of `identify()`'s output, as a `Language`."""
         names = self.model.config.id2label
         languages = []
         best = zip(output.label_ids[:, 0], output.label_mask[:, 0], output.confidence[:, 0], strict=True)

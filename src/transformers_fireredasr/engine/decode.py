@@ -2,18 +2,22 @@
 
 Per segment it returns the text as the original prints it, the shown tokens, each output token's probability (from
 the original search's token scores, or from transformers' step scores when it decodes greedily or samples), and
-with word timestamps the words, timed by CTC forced alignment on the model's CTC head.
+with word timestamps the words, timed by CTC forced alignment on the model's CTC head. Given a language model whose
+encoder is the transcription model's (`language.shares_encoder_pass`), the encoder runs once, and its output goes to
+both decoders: each segment with text also gets its language.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
+from ..language_identification import Language, LanguageIdentifier
+from ..modeling_conformer import FireRedConformerEncoderOutput, encode_in_length_batches
 from ..word_timing import align_shown_tokens, shown_positions, timed_words
 from .options import TranscribeOptions
 from .prepare import Segment
@@ -22,14 +26,16 @@ from .prepare import Segment
 @dataclass(frozen=True)
 class SegmentResult:
     """What decoding one segment gave: its text, its shown token ids, the probability of each output token (for
-    confidences; empty when the search reports none), its timed words when asked for, and whether they were
-    aligned (False: more tokens than CTC frames, so their times are spread evenly over the segment)."""
+    confidences; empty when the search reports none), its timed words when asked for, whether they were
+    aligned (False: more tokens than CTC frames, so their times are spread evenly over the segment), and its
+    language when a language model shared the encoder pass (None otherwise, and for a segment without text)."""
 
     text: str
     tokens: list[int] = field(default_factory=list)
     probabilities: list[float] = field(default_factory=list)
     words: list[dict] | None = None
     aligned: bool = True
+    language: Language | None = None
 
     @property
     def confidence(self) -> float | None:
@@ -70,8 +76,11 @@ def decode_segments(
     options: TranscribeOptions,
     defaults: Mapping[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
+    identifier: LanguageIdentifier | None = None,
 ) -> list[SegmentResult]:
-    """Decodes `segments` (from any inputs, all with `options`) in one `generate` call; results in the order given."""
+    """Decodes `segments` (from any inputs, all with `options`) in one `generate` call; results in the order given.
+    With `identifier` (a language model that shares `model`'s encoder pass), the encoder runs once and the segments
+    with text are also identified on its output."""
     if not segments:
         return []
     padded = feature_extractor.pad(
@@ -83,11 +92,14 @@ def decode_segments(
     features = padded["input_features"].to(model.device, model.dtype)
     mask = padded["attention_mask"].to(model.device)
     main_input_name = getattr(model, "main_input_name", "input_features")
+    kwargs = generate_kwargs(options, tokenizer, defaults)
+    encoded = None
     with torch.inference_mode():
-        output = model.generate(
-            **{main_input_name: features, "attention_mask": mask},
-            **generate_kwargs(options, tokenizer, defaults),
-        )
+        if identifier is None:
+            output = model.generate(**{main_input_name: features, "attention_mask": mask}, **kwargs)
+        else:
+            encoded = _encode(model, features, mask, kwargs)
+            output = model.generate(encoder_outputs=encoded, attention_mask=mask, **kwargs)
     sequences = output.sequences.to("cpu", torch.long)
     probabilities = _token_probabilities(model, output)
     pad = tokenizer.pad_token_id
@@ -112,8 +124,37 @@ def decode_segments(
         results.append(
             SegmentResult(transcript_text(tokenizer, model.config, ids), shown, row_probabilities, words, aligned)
         )
+    if encoded is not None:
+        results = _with_languages(identifier, encoded, results)
     if progress is not None:
         progress(sum(segment.seconds for segment in segments))
+    return results
+
+
+def _encode(model, features: torch.Tensor, mask: torch.Tensor, kwargs: Mapping[str, Any]):
+    """The encoder output `generate` would compute for these `kwargs` (in the same length-sorted sub-batches)."""
+    config = kwargs.get("generation_config") or model.generation_config
+    frames = kwargs.get("encoder_batch_frames", getattr(config, "encoder_batch_frames", None))
+    return encode_in_length_batches(model.get_encoder(), features, mask, frames)
+
+
+def _with_languages(identifier: LanguageIdentifier, encoded, results: list[SegmentResult]) -> list[SegmentResult]:
+    """`results` with the languages of those with text, identified on their rows of the shared encoder output."""
+    spoken = [row for row, result in enumerate(results) if result.text.strip()]
+    if not spoken:
+        return results
+    rows = torch.tensor(spoken, device=encoded.last_hidden_state.device)
+    frames = int(encoded.attention_mask[rows].sum(-1).max())  # the longest of these rows, as a batch of them pads
+    with torch.inference_mode():
+        languages = identifier.identify_encoded(
+            FireRedConformerEncoderOutput(
+                last_hidden_state=encoded.last_hidden_state[rows, :frames],
+                attention_mask=encoded.attention_mask[rows, :frames],
+            )
+        )
+    results = list(results)
+    for row, language in zip(spoken, languages, strict=True):
+        results[row] = replace(results[row], language=language)
     return results
 
 

@@ -6,7 +6,8 @@ Three stages, so that entry points differ only in how they gather inputs and wri
 - `assemble(prepared, results)`: one input's result (`assemble.py`);
 then, with a punctuation model (`LoadOptions.punctuation`), the results finished together are punctuated in one
 batched pass (`punctuation.py`), and with a language model (`LoadOptions.lid_model`) their segments and sentences are
-tagged with languages in one batched pass (`language.py`).
+tagged with languages in one batched pass (`language.py`); a language model whose encoder is the transcription
+model's is instead run in `decode`, on the same encoder pass.
 
 `transcribe` runs the three for one input; `transcribe_many` pools the segments of many inputs into length-sorted
 decoding batches and yields each input's result as soon as its last segment is decoded. The pipeline, the CLI,
@@ -24,7 +25,7 @@ from ..word_timing import can_time_words
 from .assemble import assemble, pieces
 from .batches import each_or_error
 from .decode import SegmentResult, decode_segments
-from .language import identify_results, tag_pieces
+from .language import identify_results, shares_encoder_pass, tag_pieces
 from .options import LoadOptions, OptionError, TranscribeOptions
 from .prepare import Prepared, Segment, prepare
 from .punctuation import punctuate_results
@@ -75,6 +76,10 @@ class Engine:
         self.punctuator = punctuator
         # A `language_identification.LanguageIdentifier`, or None: results then carry no languages.
         self.language_identifier = language_identifier
+        # Whether it shares the model's encoder pass (checked once): `decode` then identifies the segments too.
+        self.shares_encoder = language_identifier is not None and shares_encoder_pass(
+            self.model, feature_extractor, language_identifier
+        )
         # A `vad.FireRedVadDetector` that segments instead of silero-vad, or None; `skip_music` drops the segments its
         # audio-event variant hears no speech in.
         if skip_music and (vad is None or not vad.is_event_model):
@@ -168,9 +173,18 @@ class Engine:
     def decode(
         self, segments: Sequence[Segment], options: TranscribeOptions, progress: Callable[[float], None] | None = None
     ) -> list[SegmentResult]:
-        """Segments from any inputs, decoded together with `options`; results in the order given."""
+        """Segments from any inputs, decoded together with `options`; results in the order given (with their
+        languages when the language model shares the encoder pass)."""
+        identifier = self.language_identifier if self.shares_encoder else None
         return decode_segments(
-            self.model, self.feature_extractor, self.tokenizer, segments, options, self.generate_defaults, progress
+            self.model,
+            self.feature_extractor,
+            self.tokenizer,
+            segments,
+            options,
+            self.generate_defaults,
+            progress,
+            identifier=identifier,
         )
 
     def decode_each(

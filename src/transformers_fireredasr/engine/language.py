@@ -2,7 +2,10 @@
 run in one batched pass over the decoded segments of every input finished together.
 
 Each segment with text is identified on its own features (the transcription model's, moved to the language model's
-CMVN; `language_identification.py`). Its result then carries:
+CMVN; `language_identification.py`), unless decoding already identified it: when the language model's encoder is the
+transcription model's (same weights, fbank and CMVN, same dtype and device; checked once, `shares_encoder_pass`),
+`decode.py` runs the encoder once per batch and gives its output to both decoders (`SegmentResult.language`). Its
+result then carries:
 - `language` and `language_confidence`: the label covering the most decoded seconds, with the seconds-weighted
   mean confidence of its segments (None for an input without speech);
 - in each segment piece (`chunks` with segment timestamps, `segments` with word timestamps) and each punctuated
@@ -14,10 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..language_identification import Language, LanguageIdentifier
+from ..language_identification import FBANK_SETTINGS, Language, LanguageIdentifier
+from ..modeling_fireredlid import shares_encoder
 from .decode import SegmentResult
 from .options import TranscribeOptions
 from .prepare import Prepared
+from .variants import decodes_encoder_outputs
+
+
+def shares_encoder_pass(model, feature_extractor, identifier: LanguageIdentifier) -> bool:
+    """Whether one encoder pass of `model` (the transcription model, with `feature_extractor`) serves `identifier`'s
+    language model as well: `model` decodes an encoder output given to it (the AED), both models sit on one device
+    in one dtype, the feature extractors make the same fbank with the same CMVN (so the language model's own path
+    would feed its encoder the same features), and the encoders are the same (`shares_encoder`)."""
+    lid, lid_features = identifier.model, identifier.feature_extractor
+    if not decodes_encoder_outputs(model.config) or (model.device, model.dtype) != (lid.device, lid.dtype):
+        return False
+    if any(getattr(feature_extractor, name) != getattr(lid_features, name) for name in FBANK_SETTINGS):
+        return False
+    return shares_encoder(model, lid, feature_extractor, lid_features)
 
 
 def _tag(item: dict, language: Language) -> None:
@@ -49,18 +67,21 @@ def identify_results(
     feature_extractor,
 ) -> list[list[Language | None]]:
     """Tags the assembled results of `finished` (input, its segment results, its result) with languages, in place,
-    and returns each input's segment languages (None for a segment without text). `feature_extractor` made the
-    segments' features."""
-    spoken = [
-        (number, index)
-        for number, (prepared, results, _) in enumerate(finished)
-        for index, result in enumerate(results)
-        if result.text.strip()
+    and returns each input's segment languages (None for a segment without text). A segment that decoding already
+    identified (over the shared encoder pass) keeps its language; the others are identified on their features, which
+    `feature_extractor` made."""
+    languages: list[list[Language | None]] = [
+        [result.language if result.text.strip() else None for result in results] for _, results, _ in finished
     ]
-    features = [finished[number][0].segments[index].features for number, index in spoken]
+    unknown = [
+        (number, index)
+        for number, (_, results, _) in enumerate(finished)
+        for index, result in enumerate(results)
+        if result.text.strip() and result.language is None
+    ]
+    features = [finished[number][0].segments[index].features for number, index in unknown]
     identified = identifier.identify_features(features, feature_extractor) if features else []
-    languages: list[list[Language | None]] = [[None] * len(prepared.segments) for prepared, _, _ in finished]
-    for (number, index), language in zip(spoken, identified, strict=True):
+    for (number, index), language in zip(unknown, identified, strict=True):
         languages[number][index] = language
     for (prepared, _, output), segment_languages in zip(finished, languages, strict=True):
         tag_output(prepared, segment_languages, output, options)
@@ -92,4 +113,4 @@ def tag_output(
         _tag(sentence, language)
 
 
-__all__ = ["dominant_language", "identify_results", "tag_output", "tag_pieces"]
+__all__ = ["dominant_language", "identify_results", "shares_encoder_pass", "tag_output", "tag_pieces"]

@@ -1,5 +1,6 @@
-"""What each FireRedASR variant does differently, read from its config in one place: its segment limit, and whether
-it decodes with the original's own search (token scores, encoder sub-batches)."""
+"""What each FireRedASR variant does differently, read from its config in one place: its segment limit, whether
+it decodes with the original's own search (token scores, encoder sub-batches), and whether it decodes an encoder
+output computed beforehand."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def uses_original_search(config: Any) -> bool:
     return config.model_type == "fireredasr_aed"
 
 
+def decodes_encoder_outputs(config: Any) -> bool:
+    """Whether `generate` takes an encoder output computed beforehand (`encoder_outputs=`), so that one encoder pass
+    can also serve a language model with the same encoder (the AED; the LLM variant's generate encodes and adapts
+    its features itself)."""
+    return config.model_type == "fireredasr_aed"
+
+
 def spells_hotwords_in_tokens(config: Any) -> bool:
     """Whether hotwords are matched as token ids (the AED) rather than as decoded text (the LLM)."""
     return config.model_type == "fireredasr_aed"
@@ -38,6 +46,7 @@ def spells_hotwords_in_tokens(config: Any) -> bool:
 __all__ = [
     "MAX_SEGMENT_SECONDS",
     "MIN_SEGMENT_SECONDS",
+    "decodes_encoder_outputs",
     "is_fireredasr",
     "max_segment_seconds",
     "spells_hotwords_in_tokens",
