@@ -1,6 +1,7 @@
-"""`--lid-model MODEL` on every entry point that writes results: `fireredasr-transcribe`'s jsonl, archive runs'
-records, and `fireredasr-serve`'s verbose_json, each equal to the engine's own
-tagged result for the same audio and options."""
+"""`--lid-model MODEL` on every entry point that writes results: `fireredasr-transcribe`'s jsonl (and the vtt cues'
+language spans and the TextGrid's language tier it writes from the same result), archive runs' records, and
+`fireredasr-serve`'s verbose_json, vtt and stream, each equal to the engine's own tagged result for the same audio and
+options."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from tests.audio import join_with_pauses, write_wav
 from transformers_fireredasr import cli, demo_model_dir
 from transformers_fireredasr.engine import Engine, TranscribeOptions
+from transformers_fireredasr.formats import language_tag
 from transformers_fireredasr.segmentation import vad_available
 
 DEMO = str(demo_model_dir())
@@ -52,6 +54,19 @@ def test_jsonl_rows_carry_the_languages(engine, converted_lid_dir, recordings):
     expected = engine.transcribe(str(recordings[0]), TranscribeOptions(timestamps="segment"))
     assert (row["language"], row["language_confidence"]) == (expected["language"], expected["language_confidence"])
     assert languages_of(row["chunks"]) == languages_of(expected["chunks"]) and len(row["chunks"]) >= 3
+    # vtt cues and the TextGrid, as the command writes them from the same result
+    options = cli.parse_args([str(recordings[0]), "--output-format", "vtt"])
+    cues = cli.subtitle_cues(expected, options)
+    assert [cue["language"] for cue in cues] == [chunk["language"] for chunk in expected["chunks"]]
+    spans = [f"<lang {language_tag(chunk['language'])}>" for chunk in expected["chunks"]]
+    vtt = cli.to_vtt(cues)
+    assert [line[: len(span)] for line, span in zip(vtt.splitlines()[3::3], spans, strict=True)] == spans
+    tiers = cli.textgrid_tiers(expected)
+    assert list(tiers) == ["segments", "language"]
+    assert [(c["text"], c["timestamp"]) for c in tiers["language"]] == [
+        (c["language"], c["timestamp"]) for c in expected["chunks"]
+    ]
+    assert "language" not in cli.textgrid_tiers({"text": "", "chunks": expected["chunks"]})
 
 
 def test_an_archive_run_records_the_languages(engine, converted_lid_dir, recordings, tmp_path):
@@ -60,9 +75,11 @@ def test_an_archive_run_records_the_languages(engine, converted_lid_dir, recordi
     run_dir = tmp_path / "run"
     lid = ["--lid-model", str(converted_lid_dir)]
     assert cli.main(["--manifest", str(manifest), "--output-dir", str(run_dir), *lid, *QUIET]) == 0
-    assert cli.main(["--merge", str(run_dir)]) == 0
+    assert cli.main(["--merge", str(run_dir), "--subtitles", "vtt"]) == 0
     rows = [json.loads(line) for line in (run_dir / "transcripts.jsonl").read_text().splitlines()]
     assert len(rows) == 1
+    (vtt,) = (run_dir / "subtitles").glob("*.vtt")
+    assert f"<lang {language_tag(rows[0]['language'])}>" in vtt.read_text()
     for row in rows:
         expected = engine.transcribe(row["audio_filepath"], TranscribeOptions())
         assert (row["language"], row["language_confidence"]) == (expected["language"], expected["language_confidence"])
@@ -79,10 +96,21 @@ def test_the_server_answers_verbose_json_with_the_languages(engine, converted_li
     expected = engine.transcribe(str(recordings[1]), request_options())
     with ServerProcess(["--lid-model", str(converted_lid_dir), "--no-access-log"]) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0, timeout=120)
+        answers = {}
+        for response_format in ("verbose_json", "vtt"):
+            with open(recordings[1], "rb") as file:
+                answers[response_format] = client.audio.transcriptions.create(
+                    file=file, model="fireredasr-demo", response_format=response_format
+                )
         with open(recordings[1], "rb") as file:
-            verbose = client.audio.transcriptions.create(
-                file=file, model="fireredasr-demo", response_format="verbose_json"
-            ).model_dump()
+            events = list(client.audio.transcriptions.create(file=file, model="fireredasr-demo", stream=True))
+    verbose = answers["verbose_json"].model_dump()
+    cues = [line for line in answers["vtt"].splitlines() if line.startswith("<lang ")]
+    assert cues == [f"<lang {language_tag(c['language'])}>{c['text']}</lang>" for c in expected["chunks"]]
+    assert [event.type for event in events][-1] == "transcript.text.done"
+    done = events[-1].model_dump()
+    assert (done["language"], done["language_confidence"]) == (expected["language"], expected["language_confidence"])
+    assert all("language" not in event.model_dump() for event in events[:-1])  # deltas carry text, not segments
     assert verbose["language"] == expected["language"]
     assert verbose["language_confidence"] == expected["language_confidence"]
     assert languages_of(verbose["segments"]) == languages_of(expected["chunks"])

@@ -6,7 +6,8 @@ format, or streamed as server-sent events, one `transcript.text.delta` per finis
 `transcript.text.done`. With a punctuation model (`--punctuation`), every format carries the punctuated text: srt and
 vtt cues end at sentence ends, verbose_json adds the timed `sentences`, and a stream's deltas are the text as
 decoded while its `done` event carries the punctuated text. With a language model (`--lid-model`), verbose_json's
-`language` is the identified one, and its segments and sentences carry theirs. Every error is an OpenAI-style JSON body with its HTTP
+`language` is the identified one, and its segments and sentences carry theirs; vtt cues carry theirs in cue language
+spans, and a stream's `done` event carries the language of most of the speech (srt has no place for one). Every error is an OpenAI-style JSON body with its HTTP
 status.
 
 No `from __future__ import annotations` here: FastAPI reads the route signatures' annotations at run time.
@@ -33,7 +34,7 @@ from starlette.exceptions import HTTPException
 
 from ..engine import Engine, OptionError, Prepared, SegmentResult, join_segment_texts
 from ..engine.assemble import pieces
-from ..engine.language import dominant_language
+from ..engine.language import dominant_language, tag_pieces
 from ..formats import cues_from_sentences, to_srt, to_text, to_vtt
 from ..hotwords import hotword_entries
 from .admission import AdmissionGate, QueueFull, Ticket
@@ -193,10 +194,7 @@ def _verbose(
             )
             for number, s in enumerate(output["sentences"])
         ]
-    spoken = [
-        (s.seconds, language) for s, language in zip(prepared.segments, languages or [], strict=False) if language
-    ]
-    overall = dominant_language(spoken)
+    overall = _overall_language(prepared, languages)
     return TranscriptionVerbose(
         language=overall.label if overall else LANGUAGES[form.language or "zh"],
         language_confidence=round(overall.confidence, 4) if overall else None,
@@ -210,11 +208,25 @@ def _verbose(
     )
 
 
-def _cues(prepared: Prepared, results: list[SegmentResult], output: dict | None) -> list[dict]:
-    """srt/vtt cues: one per decoded segment, or, punctuated, cues that end at sentence ends (cut at pauses between
-    timed words when the request asked for word timestamps)."""
+def _overall_language(prepared: Prepared, languages: list | None):
+    """The language of most of the request's speech (`Language`), or None (no language model, no speech)."""
+    spoken = [
+        (s.seconds, language) for s, language in zip(prepared.segments, languages or [], strict=False) if language
+    ]
+    return dominant_language(spoken)
+
+
+def _cues(
+    prepared: Prepared, results: list[SegmentResult], output: dict | None, languages: list | None = None
+) -> list[dict]:
+    """srt/vtt cues: one per decoded segment (with its language, given `languages`), or, punctuated, cues that end
+    at sentence ends (cut at pauses between timed words when the request asked for word timestamps; with a language
+    model, the sentences carry theirs)."""
     if output is None:
-        return pieces(prepared, results)
+        chunks = pieces(prepared, results)
+        if languages:
+            tag_pieces(chunks, languages)
+        return chunks
     words = [word for result in results for word in result.words or []] or None
     return cues_from_sentences(output["sentences"], words)
 
@@ -227,7 +239,7 @@ def _render(
     languages: list | None = None,
 ) -> Response:
     """The response in the asked format; `output` is the punctuated result when the server punctuates, `languages`
-    each segment's language when it has a language model (verbose_json carries them)."""
+    each segment's language when it has a language model (verbose_json and vtt carry them)."""
     text = join_texts(results) if output is None else output["text"]
     if form.response_format == "json":
         return JSONResponse(Transcription(text=text).model_dump())
@@ -236,7 +248,7 @@ def _render(
     if form.response_format == "srt":
         return PlainTextResponse(to_srt(_cues(prepared, results, output)))
     if form.response_format == "vtt":
-        return PlainTextResponse(to_vtt(_cues(prepared, results, output)), media_type="text/vtt")
+        return PlainTextResponse(to_vtt(_cues(prepared, results, output, languages)), media_type="text/vtt")
     return JSONResponse(_verbose(form, prepared, results, output, languages).model_dump(exclude_none=True))
 
 
@@ -373,7 +385,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         futures: list, deadline: float, ticket: Ticket, prepared: Prepared, options
     ) -> AsyncIterator[bytes]:
         """One delta per finished segment, in time order; the deltas join to the non-streamed text (with a
-        punctuation model: to the text as decoded, and `done` carries the punctuated text)."""
+        punctuation model: to the text as decoded, and `done` carries the punctuated text; with a language model,
+        `done` also carries the language of most of the speech)."""
         results: list[SegmentResult] = []
         try:
             for future in futures:
@@ -383,7 +396,13 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                     yield _sse({"type": "transcript.text.delta", "delta": after[len(before) :]})
             output = await punctuated_result(prepared, results, options)
             text = join_texts(results) if output is None else output["text"]
-            yield _sse({"type": "transcript.text.done", "text": text})
+            done = {"type": "transcript.text.done", "text": text}
+            languages = await language_result(prepared, results, options, output)
+            if languages is not None:  # with a language model, as verbose_json's `language` (None: no speech)
+                overall = _overall_language(prepared, languages)
+                done["language"] = overall.label if overall else None
+                done["language_confidence"] = round(overall.confidence, 4) if overall else None
+            yield _sse(done)
         except ServingError as error:
             yield _sse(error_body(error.message, error.type, error.param, error.code), event="error")
         finally:
@@ -425,7 +444,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             results = await results_of(futures, deadline)
             output = await punctuated_result(prepared, results, options)
             languages = None
-            if form.response_format == "verbose_json":  # the one format with a place for languages
+            if form.response_format in ("verbose_json", "vtt"):  # the formats with a place for languages
                 languages = await language_result(prepared, results, options, output)
             return _render(form, prepared, results, output, languages)
         finally:
