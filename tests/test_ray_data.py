@@ -1,5 +1,5 @@
 """The Ray Data recipe on a local Ray instance (4 logical CPUs, 2 logical GPUs): one actor per GPU, the CLI's texts
-(punctuated, with their sentences), and a resume after the driver was killed that neither repeats nor loses a row."""
+(punctuated, with their sentences, and with a language model the engine's languages), and a resume after the driver was killed that neither repeats nor loses a row."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def rows_in(folder: Path) -> list[dict]:
     return rows
 
 
-def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, converted_punc_dir):
+def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, converted_punc_dir, converted_lid_dir):
     (tmp_path / "clips").mkdir()
     clips = make_clips(tmp_path / "clips")
     missing = tmp_path / "missing.wav"
@@ -73,7 +73,8 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, c
     expected = {Path(p).name: text for p, text in (line.split("\t") for line in capsys.readouterr().out.splitlines())}
 
     out = tmp_path / "out"
-    command = [sys.executable, str(EXAMPLE), str(manifest), str(out), *LOCAL, *punctuation]
+    lid = ["--lid-model", str(converted_lid_dir)]
+    command = [sys.executable, str(EXAMPLE), str(manifest), str(out), *LOCAL, *punctuation, *lid]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 180
@@ -94,8 +95,8 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, c
     assert {key: row["text"] for key, row in by_id.items() if key != "missing"} == {
         row["id"]: expected[row["id"].split("_", 1)[1]] for row in rows if row["id"] != "missing"
     }
-    # The recipe's records are one engine call's: the text and the decoded pieces' times.
-    load = {"device": "cpu", "punctuation": str(converted_punc_dir)}
+    # The recipe's records are one engine call's: the text, the decoded pieces' times and languages.
+    load = {"device": "cpu", "punctuation": str(converted_punc_dir), "lid_model": str(converted_lid_dir)}
     engine = Engine.from_pretrained(str(transformers_fireredasr.demo_model_dir()), load)
     inputs = [(path.name, str(path)) for path in clips.paths]
     outcomes = {outcome.key: outcome for outcome in engine.transcribe_many(inputs, TranscribeOptions())}
@@ -106,6 +107,9 @@ def test_recipe_resumes_a_killed_run_and_gives_the_cli_texts(tmp_path, capsys, c
             assert row["segments"] == json.loads(json.dumps(segment_records(outcome.pieces)))
             assert row["sentences"] == json.loads(json.dumps(outcome.result["sentences"]))
             assert row["sentence_timing"] == "segments"
+            assert row["language"] and row["segments"][0]["language"] and row["sentences"][0]["language"]
+            language = outcome.result["language"], outcome.result["language_confidence"]
+            assert (row["language"], row["language_confidence"]) == language
     # One logical GPU per actor; actors of one run hold different GPUs.
     placement = {(row["actor_pid"], tuple(row["gpu_ids"])) for row in after}
     assert all(len(gpus) == 1 and gpus[0] in ("0", "1") for _, gpus in placement)
