@@ -195,6 +195,11 @@ def test_a_pair_that_shares_its_encoder_runs_it_once_with_the_same_results(share
         assert calls["lid"] >= 1
         alone = {key: next(shared_engine.transcribe_many([(key, audio)], options)) for key, audio in inputs}
         shared_words, apart_words = (next(e.transcribe_many(worded, words)) for e in (shared_engine, separate))
+        processors = {"feature_extractor": shared_engine.feature_extractor, "tokenizer": shared_engine.tokenizer}
+        asr = pipeline("automatic-speech-recognition", model=shared_engine.model, **processors, lid_model=identifier)
+        before = dict(calls)
+        piped = asr(recording, return_timestamps=True, hotwords=["天气"])
+        assert calls["lid"] == before["lid"] and calls["asr"] > before["asr"]  # the pipeline's lid_model shares it too
     finally:
         for hook in hooks:
             hook.remove()
@@ -206,6 +211,7 @@ def test_a_pair_that_shares_its_encoder_runs_it_once_with_the_same_results(share
     assert len(chunks) >= 3 and len({chunk["language"] for chunk in chunks}) >= 2  # the labels follow the audio
     assert shared_words.result == apart_words.result and shared_words.pieces == apart_words.pieces
     assert all(segment["language"] for segment in shared_words.result["segments"])
+    assert piped == shared["long"].result
 
 
 def test_a_pair_that_does_not_share_identifies_apart(shared_engine, engine, identifier):

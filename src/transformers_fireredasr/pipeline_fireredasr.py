@@ -26,7 +26,7 @@ import re
 from transformers import AutomaticSpeechRecognitionPipeline
 
 from .engine import Engine, OptionError, Prepared, TranscribeOptions, is_fireredasr, timestamps_option
-from .engine.language import identify_results
+from .engine.language import identify_results, shares_encoder_pass
 from .engine.prepare import prepare
 from .engine.punctuation import punctuate_results
 
@@ -57,7 +57,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     `lid_model=` (a FireRedLID folder or Hub id, loaded once per pipeline, or a
     `language_identification.LanguageIdentifier`) tags each result, segment chunk and sentence with its `language`
-    and `language_confidence` (see `engine/language.py`).
+    and `language_confidence` (see `engine/language.py`); one whose encoder is this model's identifies on the same
+    encoder pass.
 
     `vad_model=` (a FireRedVAD folder or Hub id, loaded once per pipeline, or a `vad.FireRedVadDetector`) segments with
     FireRedVAD instead of silero-vad; with its audio-event variant results carry `events`, and `skip_music=True` drops
@@ -116,7 +117,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             postprocess_params["punctuation_model"] = punctuation_model
         if lid_model is not None:
             self._language_identifier(lid_model)  # loaded and checked now, once
-            postprocess_params["lid_model"] = lid_model
+            forward_params["lid_model"] = postprocess_params["lid_model"] = lid_model
         if skip_music and vad_model is None and "vad_model" not in getattr(self, "_preprocess_params", {}):
             raise ValueError("skip_music=True needs vad_model=: FireRedVAD's audio-event variant (AED)")
         if vad_model is not None:
@@ -158,6 +159,19 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 lid_model, device=self.model.device, dtype=self.model.dtype
             )
         return loaded[lid_model]
+
+    def _shared_identifier(self, lid_model):
+        """`lid_model`'s language model when its encoder pass is this model's (`shares_encoder_pass`, checked once per
+        language model and model), so that `_forward` identifies the segments on that pass; else None, and
+        `postprocess` identifies them apart."""
+        identifier = self._language_identifier(lid_model)
+        checked = getattr(self, "_encoder_sharing", None)
+        if checked is None:
+            checked = self._encoder_sharing = {}
+        key = (identifier, id(self.model))
+        if key not in checked:
+            checked[key] = shares_encoder_pass(self.engine.model, self.feature_extractor, identifier)
+        return identifier if checked[key] else None
 
     def _punctuator(self, punctuation_model):
         """`punctuation_model` (a `Punctuator`, or a model folder or Hub id, loaded once per pipeline)."""
@@ -204,6 +218,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def _forward(self, model_inputs, **kwargs):
         options = self._options({name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
+        lid_model = kwargs.pop("lid_model", None)
+        identifier = None if lid_model is None else self._shared_identifier(lid_model)
         generate_kwargs = kwargs
         segments = model_inputs["segment"]
         batched = isinstance(segments, list)
@@ -213,7 +229,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if generate_kwargs:
             options = dataclasses.replace(options, generate_kwargs={**options.generate_kwargs, **generate_kwargs})
         real = [segment for segment in segments if segment is not None]
-        decoded = iter(self.engine.decode(real, options))
+        decoded = iter(self.engine.decode(real, options, language_identifier=identifier))
         results = [None if segment is None else next(decoded) for segment in segments]
         return {
             "is_last": model_inputs["is_last"],

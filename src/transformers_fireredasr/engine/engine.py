@@ -171,11 +171,19 @@ class Engine:
         return prepare(audio, self.feature_extractor, options, self.max_segment_seconds, self.vad, self.skip_music)
 
     def decode(
-        self, segments: Sequence[Segment], options: TranscribeOptions, progress: Callable[[float], None] | None = None
+        self,
+        segments: Sequence[Segment],
+        options: TranscribeOptions,
+        progress: Callable[[float], None] | None = None,
+        language_identifier=None,
     ) -> list[SegmentResult]:
-        """Segments from any inputs, decoded together with `options`; results in the order given (with their
-        languages when the language model shares the encoder pass)."""
-        identifier = self.language_identifier if self.shares_encoder else None
+        """Segments from any inputs, decoded together with `options`; results in the order given, with their languages
+        when a language model shares the encoder pass: `language_identifier`, one that does
+        (`language.shares_encoder_pass`; the pipeline checks its `lid_model=` once), else the engine's own when it
+        does."""
+        identifier = language_identifier
+        if identifier is None and self.shares_encoder:
+            identifier = self.language_identifier
         return decode_segments(
             self.model,
             self.feature_extractor,
