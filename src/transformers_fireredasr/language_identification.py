@@ -3,8 +3,9 @@
 `LanguageIdentifier` holds a FireRedLID model and its feature extractor and names the language of many pieces of
 audio at once: from waveforms (`identify`), or from features another FireRedASR model's feature extractor computed
 (`identify_features`: the same Kaldi fbank, so only the CMVN differs, and the features are moved from that
-extractor's normalization to this model's instead of computing the fbank again). Pieces are decoded in batches of
-similar length; each result is upstream's best label sequence (`zh mandarin`) with its confidence.
+extractor's normalization to this model's instead of computing the fbank again), or from an encoder output another
+model computed with this model's encoder (`identify_encoded`: one encoder pass for both). Pieces are decoded in
+batches of similar length; each result is upstream's best label sequence (`zh mandarin`) with its confidence.
 """
 
 from __future__ import annotations
