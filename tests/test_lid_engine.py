@@ -214,7 +214,7 @@ def test_a_pair_that_shares_its_encoder_runs_it_once_with_the_same_results(share
     assert piped == shared["long"].result
 
 
-def test_a_pair_that_does_not_share_identifies_apart(shared_engine, engine, identifier):
+def test_a_pair_that_does_not_share_identifies_apart(shared_engine, engine, identifier, converted_aed2_dir):
     import copy
     from types import SimpleNamespace
 
@@ -232,3 +232,5 @@ def test_a_pair_that_does_not_share_identifies_apart(shared_engine, engine, iden
     assert not shares_encoder_pass(model, features, bfloat16)  # one pass gives one dtype
     llm = SimpleNamespace(config=SimpleNamespace(model_type="fireredasr_llm"))  # generate encodes by itself
     assert not shares_encoder_pass(llm, features, identifier)
+    int8 = Engine.from_pretrained(str(converted_aed2_dir), {"device": "cpu", "quantize": "int8-dynamic"}).model
+    assert not shares_encoder_pass(int8, features, identifier)  # an int8 encoder computes another output

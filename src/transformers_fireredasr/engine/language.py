@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from ..language_identification import FBANK_SETTINGS, Language, LanguageIdentifier
 from ..modeling_fireredlid import shares_encoder
 from .decode import SegmentResult
@@ -29,9 +31,13 @@ def shares_encoder_pass(model, feature_extractor, identifier: LanguageIdentifier
     """Whether one encoder pass of `model` (the transcription model, with `feature_extractor`) serves `identifier`'s
     language model as well: `model` decodes an encoder output given to it (the AED), both models sit on one device
     in one dtype, the feature extractors make the same fbank with the same CMVN (so the language model's own path
-    would feed its encoder the same features), and the encoders are the same (`shares_encoder`)."""
+    would feed its encoder the same features), and the encoders are the same (`shares_encoder`) in plain weights (an
+    encoder quantized to int8, `--quantize int8-dynamic` or `int8-mixed`, computes another output)."""
     lid, lid_features = identifier.model, identifier.feature_extractor
     if not decodes_encoder_outputs(model.config) or (model.device, model.dtype) != (lid.device, lid.dtype):
+        return False
+    encoders = (model.get_encoder().state_dict().values(), lid.get_encoder().state_dict().values())
+    if any(type(weight) is not torch.Tensor for weights in encoders for weight in weights):
         return False
     if any(getattr(feature_extractor, name) != getattr(lid_features, name) for name in FBANK_SETTINGS):
         return False
