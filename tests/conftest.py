@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,10 @@ def pytest_collection_modifyitems(config, items):
         )
         for name in markers_for(nodeid):
             item.add_marker(name)
+    # The files that hold slow tests go first (in their order), so that pytest-xdist's workers (tests/run.sh) start
+    # the long files early and end together on short ones, rather than one worker running a long file alone at the end.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
     if (
         config.getoption("--slow")
         or config.option.markexpr
@@ -214,19 +221,43 @@ def build_reference_aed(folder: Path, utterances: list[Utterance], seed: int, tr
     return folder
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder `name` that `build(folder)` fills: under pytest-xdist the worker processes share one build (the
+    first to ask builds it while the others wait), so that the fixtures that train models cost the suite once."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one per run, above each worker's own base
+    folder = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
+        if not (shared / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died halfway leaves no half-built folder
+            folder.mkdir()
+            build(folder)
+            (shared / f"{name}.built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_aed_dir(tmp_path_factory, speech) -> Path:
     """A tiny AED (d_model 64, 2+2 layers) trained on the synthetic corpus: its transcripts follow the audio."""
-    return build_reference_aed(tmp_path_factory.mktemp("aed_trained"), speech, seed=0, train_steps=250)
+    return built_once(
+        tmp_path_factory, "aed_trained", lambda folder: build_reference_aed(folder, speech, seed=0, train_steps=250)
+    )
 
 
 @pytest.fixture(scope="session")
 def odd_aed_dir(tmp_path_factory, speech) -> Path:
     """An AED of other, odd sizes (d_model 48, 3 heads, 3+1 layers, kernel 5), trained only a little: its beams
     disagree and its hypotheses are often wrong, which exercises more of the beam procedure."""
-    return build_reference_aed(
-        tmp_path_factory.mktemp("aed_odd"), speech, seed=1, train_steps=100,
-        d_model=48, n_head=3, n_layers_enc=3, n_layers_dec=1, kernel_size=5,
+    return built_once(
+        tmp_path_factory, "aed_odd", lambda folder: build_reference_aed(
+            folder, speech, seed=1, train_steps=100,
+            d_model=48, n_head=3, n_layers_enc=3, n_layers_dec=1, kernel_size=5,
+        ),
     )  # fmt: skip
 
 
@@ -402,8 +433,11 @@ def lid_dir(tmp_path_factory, trained_aed_dir, speech) -> Path:
     labels trained a little on the corpus (tests/reference_lid.py), so its labels follow the audio."""
     from tests.reference_lid import build_reference_lid
 
-    folder = tmp_path_factory.mktemp("lid") / "FireRedLID"
-    return build_reference_lid(folder, trained_aed_dir, [u.path for u in speech])
+    paths = [u.path for u in speech]
+    parent = built_once(
+        tmp_path_factory, "lid", lambda folder: build_reference_lid(folder / "FireRedLID", trained_aed_dir, paths)
+    )
+    return parent / "FireRedLID"
 
 
 @pytest.fixture(scope="session")

@@ -106,5 +106,12 @@ if [ -n "$transformers_version$torch_version" ]; then
   export PATH="$PWD/$venv/bin:$PATH"
 fi
 "$python" -c 'import transformers, torch; print(f"transformers {transformers.__version__}, torch {torch.__version__}")'
+# Tests run in parallel processes (pytest-xdist), one per core up to 4 (TEST_WORKERS overrides; 1 runs in this
+# process): much of the suite waits on servers, subprocesses and real-time streams, or runs single-threaded Python,
+# so a second process on the second core nearly halves the wall time. Each file stays on one worker (loadfile), so
+# a file's module fixtures (servers, models) start once.
+workers="${TEST_WORKERS:-$(python3 -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
+parallel=()
+[ "$workers" -le 1 ] || parallel=(-n "$workers" --dist loadfile)
 # No paths given: pytest runs testpaths (tests/, pyproject.toml); with -m, nothing is left out by default.
-exec "$python" -m pytest -q -m "$markers" "${pytest_args[@]}"
+exec "$python" -m pytest -q -m "$markers" "${parallel[@]}" "${pytest_args[@]}"
