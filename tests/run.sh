@@ -112,6 +112,11 @@ fi
 # a file's module fixtures (servers, models) start once.
 workers="${TEST_WORKERS:-$(python3 -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
 parallel=()
-[ "$workers" -le 1 ] || parallel=(-n "$workers" --dist loadfile)
+if [ "$workers" -gt 1 ]; then
+  parallel=(-n "$workers" --dist loadfile)
+  # torch's OpenMP threads spin while they wait for work; with several processes on the same cores that spinning
+  # takes the cores from the others (a test's training ran four times slower with two workers), so they sleep.
+  export OMP_WAIT_POLICY=PASSIVE
+fi
 # No paths given: pytest runs testpaths (tests/, pyproject.toml); with -m, nothing is left out by default.
 exec "$python" -m pytest -q -m "$markers" "${parallel[@]}" "${pytest_args[@]}"
